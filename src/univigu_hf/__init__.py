@@ -1,0 +1,37 @@
+"""univigu_hf: Hugging Face-native Uni-ViGU (unified video generation and understanding on Wan2.1).
+
+Importing the package registers `UniViGUConfig`/`UniViGUModel` with transformers' `AutoConfig`/`AutoModel` and the
+package with diffusers' pipeline loader.
+"""
+
+from diffusers.pipelines import pipeline_loading_utils
+from transformers import AutoConfig, AutoModel, PreTrainedModel  # noqa: F401  (diffusers looks PreTrainedModel up here)
+
+from .configuration_univigu import UniViGUConfig
+from .convert import convert_official_checkpoint
+from .modeling_univigu import UniViGUModel, UniViGUModelOutput
+from .scheduling_uniflow import UniFlowScheduler
+
+
+__version__ = "0.1.0.dev0"
+
+AutoConfig.register(UniViGUConfig.model_type, UniViGUConfig, exist_ok=True)
+AutoModel.register(UniViGUConfig, UniViGUModel, exist_ok=True)
+
+# diffusers only loads components of libraries it knows; without this, downloading a saved UniViGU pipeline from the
+# Hub fails with "... is not a module in 'diffusers/pipelines'" (see docs/architecture.md).
+pipeline_loading_utils.LOADABLE_CLASSES.setdefault(
+    "univigu_hf",
+    {
+        "PreTrainedModel": ["save_pretrained", "from_pretrained"],
+        "SchedulerMixin": ["save_pretrained", "from_pretrained"],
+    },
+)
+
+__all__ = [
+    "UniFlowScheduler",
+    "UniViGUConfig",
+    "UniViGUModel",
+    "UniViGUModelOutput",
+    "convert_official_checkpoint",
+]

@@ -1,0 +1,824 @@
+"""UniViGU: a Wan2.1 video diffusion transformer that also denoises caption tokens (transformers `PreTrainedModel`)."""
+
+import math
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from diffusers import ModelMixin, WanTransformer3DModel
+from diffusers.models.attention import FeedForward
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.normalization import FP32LayerNorm
+from diffusers.models.transformers.transformer_wan import (
+    WanRotaryPosEmbed,
+    WanTimeTextImageEmbedding,
+    WanTransformerBlock,
+    _get_qkv_projections,
+)
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from .configuration_univigu import UniViGUConfig
+
+
+logger = logging.get_logger(__name__)
+
+# Parameters a Wan checkpoint does not have: everything else keeps `WanTransformer3DModel`'s name.
+TEXT_PARAMETER_PREFIXES = ("text_embedding.", "text_time_embedding.", "text_scale_shift_table", "text_norm_out.")
+TEXT_PARAMETER_PREFIXES += ("text_proj_out.",)
+_TEXT_FFN_INFIX = ".text_ffn."
+
+
+def is_text_parameter(name: str) -> bool:
+    """Whether a state-dict key belongs to the text branch added on top of Wan (the rest is Wan's video path)."""
+    return name.startswith(TEXT_PARAMETER_PREFIXES) or _TEXT_FFN_INFIX in name
+
+
+@dataclass
+class UniViGUModelOutput(ModelOutput):
+    """
+    Output of [`UniViGUModel`].
+
+    Args:
+        video_velocity (`torch.Tensor` of shape `(batch_size, out_channels, frames, height, width)`, *optional*):
+            Predicted flow-matching velocity (`noise - x0`) of the video latents; `None` when no video was given.
+        text_logits (`torch.Tensor` of shape `(batch_size, text_length, text_vocab_size)`, *optional*):
+            Logits of the clean caption token at each text position; `None` when no text was given.
+    """
+
+    video_velocity: torch.Tensor | None = None
+    text_logits: torch.Tensor | None = None
+
+
+def _apply_wan_rotary_emb(hidden_states: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor):
+    # Wan's interleaved 3-D RoPE, written exactly as diffusers' `WanAttnProcessor` does (bit-exact video path).
+    x1, x2 = hidden_states.unflatten(-1, (-1, 2)).unbind(-1)
+    cos = freqs_cos[..., 0::2]
+    sin = freqs_sin[..., 1::2]
+    out = torch.empty_like(hidden_states)
+    out[..., 0::2] = x1 * cos - x2 * sin
+    out[..., 1::2] = x1 * sin + x2 * cos
+    return out.type_as(hidden_states)
+
+
+def _apply_text_rotary_emb(hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    # Rotate-half 1-D RoPE over the whole head, in fp32, as the official Uni-ViGU text stream.
+    x = hidden_states.float()
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (x * cos + rotated * sin).to(hidden_states.dtype)
+
+
+def text_rotary_embedding(
+    text_length: int, head_dim: int, theta: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Rotate-half 1-D rotary tables for text positions `0..text_length-1`.
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor]`: fp32 `cos` and `sin` of shape `(1, text_length, 1, head_dim)`.
+    """
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    positions = torch.arange(text_length, device=device, dtype=torch.float32)
+    freqs = torch.outer(positions, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)[None, :, None, :]
+    return emb.cos(), emb.sin()
+
+
+class UniViGUAttnProcessor:
+    """
+    Joint self-attention over `[video; text]` tokens for `WanAttention` (the block's `attn1`).
+
+    Video tokens get Wan's 3-D RoPE and text tokens the 1-D rotate-half RoPE; a key-padding mask hides padded
+    caption tokens. With `video_attends_text=False` video queries attend to video keys only, so the video path is
+    exactly Wan's. Attention runs through diffusers' `dispatch_attention_fn`, so `set_attention_backend` applies.
+    """
+
+    _attention_backend = None
+    _parallel_config = None
+
+    def __call__(
+        self,
+        attn,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        num_video_tokens: int | None = None,
+        video_attends_text: bool = True,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None:
+            raise ValueError("UniViGUAttnProcessor is a self-attention processor; encoder_hidden_states must be None")
+        num_tokens = hidden_states.shape[1]
+        num_video = num_tokens if num_video_tokens is None else num_video_tokens
+
+        query, key, value = _get_qkv_projections(attn, hidden_states, None)
+        query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
+        key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
+        value = value.unflatten(2, (attn.heads, -1))
+
+        if num_video == num_tokens:
+            if rotary_emb is not None:
+                query = _apply_wan_rotary_emb(query, *rotary_emb)
+                key = _apply_wan_rotary_emb(key, *rotary_emb)
+        else:
+            query_video, query_text = query[:, :num_video], query[:, num_video:]
+            key_video, key_text = key[:, :num_video], key[:, num_video:]
+            if rotary_emb is not None and num_video > 0:
+                query_video = _apply_wan_rotary_emb(query_video, *rotary_emb)
+                key_video = _apply_wan_rotary_emb(key_video, *rotary_emb)
+            if text_rotary_emb is not None:
+                query_text = _apply_text_rotary_emb(query_text, *text_rotary_emb)
+                key_text = _apply_text_rotary_emb(key_text, *text_rotary_emb)
+            query = torch.cat([query_video, query_text], dim=1)
+            key = torch.cat([key_video, key_text], dim=1)
+
+        def attend(q, k, v, mask):
+            return dispatch_attention_fn(
+                q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
+            )
+
+        if video_attends_text or num_video in (0, num_tokens):
+            hidden_states = attend(query, key, value, attention_mask)
+        else:
+            # Video queries see video keys only (exactly Wan); text queries see everything that is not padding.
+            video_out = attend(query[:, :num_video], key[:, :num_video], value[:, :num_video], None)
+            text_out = attend(query[:, num_video:], key, value, attention_mask)
+            hidden_states = torch.cat([video_out, text_out], dim=1)
+
+        hidden_states = hidden_states.flatten(2, 3).type_as(query)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        return hidden_states
+
+
+class UniViGUTextTimeEmbedding(nn.Module):
+    """The text stream's timestep embedder: Wan's sinusoidal features -> MLP -> SiLU -> 6-way modulation projection."""
+
+    def __init__(self, dim: int, time_freq_dim: int):
+        super().__init__()
+        # Reuse Wan's embedder class for identical numerics; its prompt projection is not needed here.
+        wan_embedder = WanTimeTextImageEmbedding(dim, time_freq_dim, dim * 6, text_embed_dim=1)
+        self.timesteps_proj = wan_embedder.timesteps_proj
+        self.time_embedder = wan_embedder.time_embedder
+        self.act_fn = wan_embedder.act_fn
+        self.time_proj = wan_embedder.time_proj
+
+    def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        timestep = self.timesteps_proj(timestep)
+        embedder_dtype = next(iter(self.time_embedder.parameters())).dtype
+        if timestep.dtype != embedder_dtype and embedder_dtype != torch.int8:
+            timestep = timestep.to(embedder_dtype)
+        temb = self.time_embedder(timestep).to(dtype)
+        return temb, self.time_proj(self.act_fn(temb))
+
+
+class UniViGUTransformerBlock(WanTransformerBlock):
+    """
+    A Wan block over video and text tokens: shared `norm1`/`attn1` (joint self-attention), `attn2`/`norm2`
+    (cross-attention to the prompt) and modulation table; per-modality shift/scale/gate from each modality's
+    timestep embedding; `ffn` for video tokens and the `text_ffn` expert for text tokens.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        ffn_dim: int,
+        num_heads: int,
+        qk_norm: str = "rms_norm_across_heads",
+        cross_attn_norm: bool = False,
+        eps: float = 1e-6,
+        text_ffn_dim: int | None = None,
+    ):
+        super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim=None)
+        self.attn1.set_processor(UniViGUAttnProcessor())
+        self.text_ffn = FeedForward(dim, inner_dim=text_ffn_dim or ffn_dim, activation_fn="gelu-approximate")
+
+    def _modulation(self, temb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.scale_shift_table + temb.float()).chunk(6, dim=1)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        temb: torch.Tensor | None,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None,
+        text_hidden_states: torch.Tensor | None = None,
+        text_temb: torch.Tensor | None = None,
+        text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        video_attends_text: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states: video tokens `(B, L_v, D)` or `None`.
+            encoder_hidden_states: projected prompt embeddings `(B, L_c, D)`.
+            temb / text_temb: per-modality modulation `(B, 6, D)`.
+            rotary_emb / text_rotary_emb: video 3-D and text 1-D rotary tables.
+            text_hidden_states: text tokens `(B, L_t, D)` or `None`.
+            attention_mask: key-padding mask `(B, 1, 1, L_v + L_t)` (bool, `True` = attend) or `None`.
+            video_attends_text: whether video queries attend to text keys.
+
+        Returns:
+            `tuple`: the updated video and text tokens (`None` where absent).
+        """
+        streams = []  # (tokens, shift, scale, gate, c_shift, c_scale, c_gate, ffn)
+        if hidden_states is not None:
+            streams.append((hidden_states, *self._modulation(temb), self.ffn))
+        if text_hidden_states is not None:
+            streams.append((text_hidden_states, *self._modulation(text_temb), self.text_ffn))
+        lengths = [s[0].shape[1] for s in streams]
+
+        def join(tensors):
+            return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
+
+        def split(tensor):
+            return [tensor] if len(lengths) == 1 else list(torch.split(tensor, lengths, dim=1))
+
+        # 1. Joint self-attention, per-modality modulation and gates.
+        normed = [(self.norm1(x.float()) * (1 + scale) + shift).type_as(x) for x, shift, scale, *_ in streams]
+        attn_output = self.attn1(
+            join(normed),
+            None,
+            attention_mask,
+            rotary_emb,
+            text_rotary_emb=text_rotary_emb,
+            num_video_tokens=hidden_states.shape[1] if hidden_states is not None else 0,
+            video_attends_text=video_attends_text,
+        )
+        tokens = [(x.float() + out * gate).type_as(x) for (x, _, _, gate, *_), out in zip(streams, split(attn_output))]
+
+        # 2. Cross-attention to the prompt, shared by both modalities (ungated, as Wan).
+        joined = join(tokens)
+        normed = self.norm2(joined.float()).type_as(joined)
+        joined = joined + self.attn2(normed, encoder_hidden_states, None, None)
+        tokens = split(joined)
+
+        # 3. Modality experts: Wan's FFN for video, the text FFN for text.
+        outputs = []
+        for x, (_, _, _, _, c_shift, c_scale, c_gate, ffn) in zip(tokens, streams):
+            normed = (self.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
+            outputs.append((x.float() + ffn(normed).float() * c_gate).type_as(x))
+
+        video_out = outputs.pop(0) if hidden_states is not None else None
+        text_out = outputs.pop(0) if text_hidden_states is not None else None
+        return video_out, text_out
+
+
+class UniViGUPreTrainedModel(PreTrainedModel):
+    config_class = UniViGUConfig
+    config: UniViGUConfig
+    base_model_prefix = ""
+    main_input_name = "video_latents"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["UniViGUTransformerBlock"]
+    # Wan's fp32 modules (diffusers `_keep_in_fp32_modules`) plus the text counterparts; `_strict` makes bf16 too.
+    _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "text_norm_out"]
+    _keep_in_fp32_modules_strict = _keep_in_fp32_modules
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """`torch.dtype`: the compute dtype, i.e. that of the weights outside the fp32-kept modules."""
+        keep_fp32 = re.compile("|".join(self._keep_in_fp32_modules))
+        for name, parameter in self.named_parameters():
+            if parameter.is_floating_point() and not keep_fp32.search(name):
+                return parameter.dtype
+        return super().dtype
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        # Same random init as diffusers' Wan (PyTorch defaults) and the official text branch. `init.*` skips tensors
+        # that were loaded from a checkpoint.
+        dim = self.config.hidden_size
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            if module is getattr(self, "text_proj_out", None):
+                init.zeros_(module.weight)
+                init.zeros_(module.bias)
+                return
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=1.0)
+        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+            if module.weight is not None:
+                init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, WanRotaryPosEmbed):
+            fresh = WanRotaryPosEmbed(module.attention_head_dim, module.patch_size, module.max_seq_len)
+            init.copy_(module.freqs_cos, fresh.freqs_cos)
+            init.copy_(module.freqs_sin, fresh.freqs_sin)
+        if isinstance(module, WanTransformerBlock) or module is self:
+            for name in ("scale_shift_table", "text_scale_shift_table"):
+                table = getattr(module, name, None)
+                if isinstance(table, nn.Parameter):
+                    init.normal_(table, mean=0.0, std=dim**-0.5)
+
+
+class UniViGUModel(UniViGUPreTrainedModel):
+    r"""
+    The Uni-ViGU unified transformer: video latents and caption tokens in one sequence.
+
+    Video tokens are denoised by continuous flow matching (the output is Wan's velocity `noise - x0`), caption tokens
+    by discrete flow matching (the output is logits of the clean token). With no text tokens the model computes
+    exactly diffusers' [`WanTransformer3DModel`] with the same weights: all video/shared parameters keep Wan's names.
+
+    Args:
+        config ([`UniViGUConfig`]): the model configuration.
+    """
+
+    def __init__(self, config: UniViGUConfig):
+        super().__init__(config)
+        dim = config.hidden_size
+
+        # Wan's video path and shared modules (names identical to `WanTransformer3DModel`).
+        self.rope = WanRotaryPosEmbed(config.attention_head_dim, config.patch_size, config.rope_max_seq_len)
+        self.patch_embedding = nn.Conv3d(
+            config.in_channels, dim, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.condition_embedder = WanTimeTextImageEmbedding(
+            dim=dim, time_freq_dim=config.freq_dim, time_proj_dim=dim * 6, text_embed_dim=config.text_dim
+        )
+        self.blocks = nn.ModuleList(
+            [
+                UniViGUTransformerBlock(
+                    dim,
+                    config.ffn_dim,
+                    config.num_attention_heads,
+                    config.qk_norm,
+                    config.cross_attn_norm,
+                    config.eps,
+                    text_ffn_dim=config.effective_text_ffn_dim,
+                )
+                for _ in range(config.num_layers)
+            ]
+        )
+        self.norm_out = FP32LayerNorm(dim, config.eps, elementwise_affine=False)
+        self.proj_out = nn.Linear(dim, config.out_channels * math.prod(config.patch_size))
+        self.scale_shift_table = nn.Parameter(torch.randn(1, 2, dim) / dim**0.5)
+
+        # The text branch.
+        self.text_embedding = nn.Embedding(config.text_vocab_size, dim)
+        self.text_time_embedding = UniViGUTextTimeEmbedding(dim, config.freq_dim)
+        self.text_scale_shift_table = nn.Parameter(torch.randn(1, 2, dim) / dim**0.5)
+        # The official text head norm: LayerNorm with a weight and no bias, PyTorch's default eps.
+        self.text_norm_out = FP32LayerNorm(dim, eps=1e-5, elementwise_affine=True, bias=False)
+        self.text_proj_out = nn.Linear(dim, config.text_vocab_size)
+
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.text_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.text_embedding = value
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Attention backends (diffusers' dispatcher)
+    # ----------------------------------------------------------------------------------------------------------------
+    def set_attention_backend(self, backend: str) -> None:
+        """
+        Selects the attention backend of every attention layer through diffusers' dispatcher (e.g. `"native"`,
+        `"flash"`, `"_native_cudnn"`, `"sage"`); see `diffusers.models.attention_dispatch.AttentionBackendName`.
+        Backends without mask support (flash, sage) only work when no caption token is padded.
+
+        Args:
+            backend (`str`): the backend name.
+        """
+        ModelMixin.set_attention_backend(self, backend)
+
+    def reset_attention_backend(self) -> None:
+        """Returns every attention layer to diffusers' default backend."""
+        ModelMixin.reset_attention_backend(self)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Forward
+    # ----------------------------------------------------------------------------------------------------------------
+    def _check_inputs(
+        self,
+        video_latents,
+        text_ids,
+        video_timestep,
+        text_timestep,
+        encoder_hidden_states,
+        text_attention_mask,
+    ) -> int:
+        config = self.config
+        if video_latents is None and text_ids is None:
+            raise ValueError("UniViGUModel.forward needs video_latents, text_ids or both; got neither")
+        batch_sizes = {}
+        if video_latents is not None:
+            if not isinstance(video_latents, torch.Tensor) or not video_latents.is_floating_point():
+                raise TypeError(f"video_latents must be a floating-point torch.Tensor, got {_describe(video_latents)}")
+            if video_latents.ndim != 5:
+                raise ValueError(
+                    "video_latents must have shape (batch, channels, frames, height, width), got "
+                    f"{tuple(video_latents.shape)} (rank {video_latents.ndim})"
+                )
+            if video_latents.shape[1] != config.in_channels:
+                raise ValueError(
+                    f"video_latents must have in_channels={config.in_channels} channels (dim 1), got shape "
+                    f"{tuple(video_latents.shape)}"
+                )
+            for axis, size, patch in zip(("frames", "height", "width"), video_latents.shape[2:], config.patch_size):
+                if size % patch or size == 0:
+                    raise ValueError(
+                        f"video_latents {axis} ({size}) must be a positive multiple of the patch size {patch} "
+                        f"(patch_size={tuple(config.patch_size)}); got shape {tuple(video_latents.shape)}"
+                    )
+            batch_sizes["video_latents"] = video_latents.shape[0]
+            _check_timestep("video_timestep", video_timestep, video_latents.shape[0])
+        elif video_timestep is not None:
+            raise ValueError("video_timestep was given without video_latents")
+        if text_ids is not None:
+            if not isinstance(text_ids, torch.Tensor) or text_ids.is_floating_point() or text_ids.is_complex():
+                raise TypeError(f"text_ids must be an integer torch.Tensor of token ids, got {_describe(text_ids)}")
+            if text_ids.ndim != 2 or text_ids.shape[1] == 0:
+                raise ValueError(
+                    f"text_ids must have shape (batch, text_length) with text_length >= 1, got {tuple(text_ids.shape)}"
+                )
+            if not torch.compiler.is_compiling():
+                low, high = int(text_ids.min()), int(text_ids.max())
+                if low < 0 or high >= config.text_vocab_size:
+                    bad = low if low < 0 else high
+                    raise ValueError(
+                        f"text_ids must be token ids in [0, text_vocab_size={config.text_vocab_size}), found {bad}"
+                    )
+            batch_sizes["text_ids"] = text_ids.shape[0]
+            _check_timestep("text_timestep", text_timestep, text_ids.shape[0])
+            if text_attention_mask is not None:
+                if not isinstance(text_attention_mask, torch.Tensor):
+                    raise TypeError(
+                        f"text_attention_mask must be a torch.Tensor of 0/1 or bool, got {_describe(text_attention_mask)}"
+                    )
+                if tuple(text_attention_mask.shape) != tuple(text_ids.shape):
+                    raise ValueError(
+                        f"text_attention_mask must have the shape of text_ids {tuple(text_ids.shape)}, got "
+                        f"{tuple(text_attention_mask.shape)}"
+                    )
+                if video_latents is None and not torch.compiler.is_compiling():
+                    if not bool(text_attention_mask.bool().any(dim=1).all()):
+                        raise ValueError(
+                            "text_attention_mask masks every text token of a sample and there are no video tokens: "
+                            "each sample needs at least one token to attend to"
+                        )
+        else:
+            if text_timestep is not None:
+                raise ValueError("text_timestep was given without text_ids")
+            if text_attention_mask is not None:
+                raise ValueError("text_attention_mask was given without text_ids")
+        if len(set(batch_sizes.values())) > 1:
+            raise ValueError(f"video_latents and text_ids must have the same batch size, got {batch_sizes}")
+        batch_size = next(iter(batch_sizes.values()))
+        if encoder_hidden_states is not None:
+            if not isinstance(encoder_hidden_states, torch.Tensor) or not encoder_hidden_states.is_floating_point():
+                raise TypeError(
+                    f"encoder_hidden_states must be a floating-point torch.Tensor, got {_describe(encoder_hidden_states)}"
+                )
+            if (
+                encoder_hidden_states.ndim != 3
+                or encoder_hidden_states.shape[0] != batch_size
+                or encoder_hidden_states.shape[2] != config.text_dim
+            ):
+                raise ValueError(
+                    f"encoder_hidden_states must have shape (batch={batch_size}, sequence, text_dim={config.text_dim}), "
+                    f"got {tuple(encoder_hidden_states.shape)}"
+                )
+        return batch_size
+
+    def forward(
+        self,
+        video_latents: torch.Tensor | None = None,
+        text_ids: torch.LongTensor | None = None,
+        video_timestep: torch.Tensor | None = None,
+        text_timestep: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> UniViGUModelOutput | tuple:
+        r"""
+        Args:
+            video_latents (`torch.Tensor` of shape `(batch_size, in_channels, frames, height, width)`, *optional*):
+                Noisy (or clean) video latents; frames/height/width must be multiples of `patch_size`.
+            text_ids (`torch.LongTensor` of shape `(batch_size, text_length)`, *optional*):
+                Noisy (or clean) caption token ids in `[0, text_vocab_size)`.
+            video_timestep (`torch.Tensor` of shape `(batch_size,)`, *optional*):
+                Video timesteps on Wan's 0..1000 scale (1000 = pure noise, 0 = clean). A scalar is broadcast.
+                Required with `video_latents`.
+            text_timestep (`torch.Tensor` of shape `(batch_size,)`, *optional*):
+                Text timesteps on the same scale (`round((1 - t) * 1000)` for text time `t`). Required with
+                `text_ids`.
+            encoder_hidden_states (`torch.Tensor` of shape `(batch_size, sequence_length, text_dim)`, *optional*):
+                Prompt embeddings (umT5) for the cross-attention. `None` means an all-zero condition, the official
+                captioning default (one zero token is exactly equivalent to any number of them).
+            text_attention_mask (`torch.Tensor` of shape `(batch_size, text_length)`, *optional*):
+                1/`True` for real caption tokens, 0/`False` for padding that no token may attend to.
+            return_dict (`bool`, defaults to `True`):
+                Whether to return a [`UniViGUModelOutput`] instead of a tuple.
+
+        Returns:
+            [`UniViGUModelOutput`] or `tuple`: `(video_velocity, text_logits)`, `None` for an absent modality.
+        """
+        batch_size = self._check_inputs(
+            video_latents, text_ids, video_timestep, text_timestep, encoder_hidden_states, text_attention_mask
+        )
+        config = self.config
+        if encoder_hidden_states is None:
+            encoder_hidden_states = self.patch_embedding.weight.new_zeros(batch_size, 1, config.text_dim)
+            if video_latents is not None:
+                encoder_hidden_states = encoder_hidden_states.to(video_latents.dtype)
+
+        video_hidden = video_temb = video_modulation = rotary_emb = None
+        if video_latents is not None:
+            _, _, num_frames, height, width = video_latents.shape
+            p_t, p_h, p_w = config.patch_size
+            post_patch_shape = (num_frames // p_t, height // p_h, width // p_w)
+            rotary_emb = self.rope(video_latents)
+            video_hidden = self.patch_embedding(video_latents).flatten(2).transpose(1, 2).contiguous()
+            video_temb, video_modulation, encoder_hidden_states, _ = self.condition_embedder(
+                _expand_timestep(video_timestep, batch_size, video_latents.device), encoder_hidden_states
+            )
+            video_modulation = video_modulation.unflatten(1, (6, -1))
+        else:
+            encoder_hidden_states = self.condition_embedder.text_embedder(encoder_hidden_states)
+
+        text_hidden = text_temb = text_modulation = text_rotary_emb = attention_mask = None
+        if text_ids is not None:
+            text_hidden = self.text_embedding(text_ids)
+            if video_hidden is not None:
+                text_hidden = text_hidden.to(video_hidden.dtype)
+            text_temb, text_modulation = self.text_time_embedding(
+                _expand_timestep(text_timestep, batch_size, text_ids.device), dtype=encoder_hidden_states.dtype
+            )
+            text_modulation = text_modulation.unflatten(1, (6, -1))
+            text_rotary_emb = text_rotary_embedding(
+                text_ids.shape[1], config.attention_head_dim, config.text_rope_theta, text_ids.device
+            )
+            if text_attention_mask is not None and not bool(text_attention_mask.bool().all()):
+                num_video = 0 if video_hidden is None else video_hidden.shape[1]
+                key_mask = text_attention_mask.bool()
+                if num_video:
+                    key_mask = torch.cat([key_mask.new_ones(batch_size, num_video), key_mask], dim=1)
+                attention_mask = key_mask[:, None, None, :]
+
+        for block in self.blocks:
+            args = (
+                video_hidden,
+                encoder_hidden_states,
+                video_modulation,
+                rotary_emb,
+                text_hidden,
+                text_modulation,
+                text_rotary_emb,
+                attention_mask,
+                config.video_attends_text,
+            )
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                video_hidden, text_hidden = self._gradient_checkpointing_func(block, *args)
+            else:
+                video_hidden, text_hidden = block(*args)
+
+        video_velocity = text_logits = None
+        if video_hidden is not None:
+            video_velocity = self._video_head(video_hidden, video_temb, post_patch_shape)
+        if text_hidden is not None:
+            shift, scale = (self.text_scale_shift_table.to(text_temb.device) + text_temb.unsqueeze(1)).chunk(2, dim=1)
+            text_hidden = (self.text_norm_out(text_hidden.float()) * (1 + scale) + shift).type_as(text_hidden)
+            text_logits = self.text_proj_out(text_hidden)
+
+        if not return_dict:
+            return (video_velocity, text_logits)
+        return UniViGUModelOutput(video_velocity=video_velocity, text_logits=text_logits)
+
+    def _video_head(self, hidden_states: torch.Tensor, temb: torch.Tensor, post_patch_shape: tuple) -> torch.Tensor:
+        # Wan's output norm, projection and unpatchify.
+        shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        shift = shift.to(hidden_states.device)
+        scale = scale.to(hidden_states.device)
+        hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
+        hidden_states = self.proj_out(hidden_states)
+        p_t, p_h, p_w = self.config.patch_size
+        hidden_states = hidden_states.reshape(hidden_states.shape[0], *post_patch_shape, p_t, p_h, p_w, -1)
+        hidden_states = hidden_states.permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return hidden_states.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Building from Wan
+    # ----------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_wan(
+        cls,
+        wan: "WanTransformer3DModel | str | os.PathLike",
+        *,
+        text_vocab_size: int,
+        text_ffn_dim: int | None = None,
+        torch_dtype: torch.dtype | None = None,
+        subfolder: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+        **config_overrides,
+    ) -> "UniViGUModel":
+        r"""
+        Grows a Uni-ViGU model out of a Wan2.1 text-to-video transformer: the video path keeps the Wan weights (so
+        the video-only output is unchanged) and a fresh text branch is added.
+
+        The new text parameters are initialised as the official release does: the text FFN experts copy the video
+        FFNs (`text_ffn_dim=None`); the text timestep embedder and the text output modulation table copy Wan's; the
+        caption-token embedding is N(0, 1) (PyTorch's default, drawn from the global RNG: call `torch.manual_seed`
+        first for a reproducible model); the text head's norm weight is 1 and its projection is zero, so the first
+        logits are uniform. A narrower expert (`text_ffn_dim < ffn_dim`) keeps the `text_ffn_dim` hidden units of
+        the video FFN with the largest `||w_in_i|| * ||w_out_i||` (magnitude pruning); a wider one copies all units
+        and adds new ones whose output weights are zero, so it starts as the video FFN.
+
+        Args:
+            wan (`WanTransformer3DModel`, `str` or `os.PathLike`):
+                A Wan transformer (its weights are copied, never shared) or the path/repo id of a diffusers Wan
+                checkpoint: a transformer folder, or a pipeline folder with a `transformer/` subfolder.
+            text_vocab_size (`int`):
+                Size of the caption vocabulary (the tokenizer's `vocab_size`, plus one if a mask token is added).
+            text_ffn_dim (`int`, *optional*):
+                Inner width of the text experts; `None` = the video FFN's width.
+            torch_dtype (`torch.dtype`, *optional*):
+                dtype to load a checkpoint in (fp32 modules stay fp32, as in diffusers).
+            subfolder (`str`, *optional*):
+                Subfolder of the Wan checkpoint; detected (`transformer` or the root) when `None`.
+            revision, cache_dir, local_files_only:
+                Passed to `WanTransformer3DModel.from_pretrained`.
+            **config_overrides:
+                Other [`UniViGUConfig`] fields (`max_text_length`, `video_attends_text`, `pad_token_id`,
+                `mask_token_id`, ...).
+
+        Returns:
+            [`UniViGUModel`]: the unified model, in eval mode.
+        """
+        if isinstance(wan, (str, os.PathLike)):
+            loading_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
+            loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
+            if subfolder is None:
+                subfolder = _detect_wan_subfolder(os.fspath(wan), loading_kwargs)
+            wan_model = WanTransformer3DModel.from_pretrained(
+                wan, subfolder=subfolder, torch_dtype=torch_dtype, **loading_kwargs
+            )
+            state_dict = wan_model.state_dict()
+            wan_config = dict(wan_model.config)
+            share = True
+        elif isinstance(wan, WanTransformer3DModel):
+            state_dict = wan.state_dict()
+            wan_config = dict(wan.config)
+            share = False
+        else:
+            raise TypeError(
+                "wan must be a diffusers WanTransformer3DModel or the path/repo id of a diffusers Wan checkpoint, "
+                f"got {_describe(wan)}"
+            )
+        config = UniViGUConfig.from_wan_config(
+            wan_config, text_vocab_size=text_vocab_size, text_ffn_dim=text_ffn_dim, **config_overrides
+        )
+        model = cls._from_wan_state_dict(config, state_dict, share=share)
+        model.config._name_or_path = wan_config.get("_name_or_path", "")
+        return model.eval()
+
+    @classmethod
+    def _from_wan_state_dict(cls, config: UniViGUConfig, wan_state_dict: dict, share: bool) -> "UniViGUModel":
+        expected_wan = {k for k in _meta_state_dict_keys(cls, config) if not is_text_parameter(k)}
+        _check_keys("The Wan state dict", expected_wan, wan_state_dict)
+        state_dict = {k: (v if share else v.detach().clone()) for k, v in wan_state_dict.items()}
+        state_dict.update(_initial_text_parameters(config, state_dict))
+        return cls._from_full_state_dict(config, state_dict)
+
+    @classmethod
+    def _from_full_state_dict(cls, config: UniViGUConfig, state_dict: dict) -> "UniViGUModel":
+        """Builds the model on the meta device and adopts the given tensors (no copy); every key must match."""
+        with torch.device("meta"):
+            model = cls(config)
+        _check_keys("The state dict", set(model.state_dict()), state_dict)
+        model.load_state_dict(state_dict, strict=True, assign=True)
+        # Non-persistent buffers (the video RoPE tables) are still on meta.
+        device = state_dict["patch_embedding.weight"].device
+        model.rope = WanRotaryPosEmbed(config.attention_head_dim, config.patch_size, config.rope_max_seq_len).to(
+            device
+        )
+        return model
+
+
+def _meta_state_dict_keys(cls, config: UniViGUConfig) -> set[str]:
+    with torch.device("meta"):
+        return set(cls(config).state_dict())
+
+
+def _check_keys(what: str, expected: set[str], state_dict: dict) -> None:
+    missing = sorted(expected - set(state_dict))
+    unexpected = sorted(set(state_dict) - expected)
+    if missing or unexpected:
+
+        def show(keys):
+            return f"{keys[:8]}{' ...' if len(keys) > 8 else ''} ({len(keys)})"
+
+        raise ValueError(
+            f"{what} does not match the UniViGU model: missing keys {show(missing)}, unexpected keys {show(unexpected)}"
+        )
+
+
+def _initial_text_parameters(config: UniViGUConfig, wan_state_dict: dict) -> dict:
+    """The text-branch tensors of a model grown from Wan (see `UniViGUModel.from_wan`)."""
+    reference = wan_state_dict["proj_out.weight"]
+    device, dtype = reference.device, reference.dtype
+    dim, vocab = config.hidden_size, config.text_vocab_size
+    text = {
+        "text_embedding.weight": torch.randn(vocab, dim, device=device, dtype=torch.float32).to(dtype),
+        "text_norm_out.weight": torch.ones(dim, device=device, dtype=torch.float32),
+        "text_proj_out.weight": torch.zeros(vocab, dim, device=device, dtype=dtype),
+        "text_proj_out.bias": torch.zeros(vocab, device=device, dtype=dtype),
+        "text_scale_shift_table": wan_state_dict["scale_shift_table"].detach().clone(),
+    }
+    for name in ("time_embedder.linear_1", "time_embedder.linear_2", "time_proj"):
+        for kind in ("weight", "bias"):
+            text[f"text_time_embedding.{name}.{kind}"] = (
+                wan_state_dict[f"condition_embedder.{name}.{kind}"].detach().clone()
+            )
+    for index in range(config.num_layers):
+        text.update(_initial_text_ffn(wan_state_dict, f"blocks.{index}.", config.effective_text_ffn_dim))
+    return text
+
+
+def _initial_text_ffn(wan_state_dict: dict, prefix: str, text_ffn_dim: int) -> dict:
+    w_in = wan_state_dict[f"{prefix}ffn.net.0.proj.weight"]
+    b_in = wan_state_dict[f"{prefix}ffn.net.0.proj.bias"]
+    w_out = wan_state_dict[f"{prefix}ffn.net.2.weight"]
+    b_out = wan_state_dict[f"{prefix}ffn.net.2.bias"]
+    ffn_dim = w_in.shape[0]
+    if text_ffn_dim <= ffn_dim:
+        if text_ffn_dim == ffn_dim:
+            keep = torch.arange(ffn_dim, device=w_in.device)
+        else:
+            importance = w_in.float().norm(dim=1) * w_out.float().norm(dim=0)
+            keep = importance.topk(text_ffn_dim).indices.sort().values
+        w_in, b_in, w_out = w_in[keep], b_in[keep], w_out[:, keep]
+    else:
+        extra = text_ffn_dim - ffn_dim
+        new_in = nn.Linear(w_in.shape[1], extra, device=w_in.device, dtype=torch.float32)
+        w_in = torch.cat([w_in, new_in.weight.detach().to(w_in.dtype)])
+        b_in = torch.cat([b_in, new_in.bias.detach().to(b_in.dtype)])
+        w_out = torch.cat([w_out, w_out.new_zeros(w_out.shape[0], extra)], dim=1)
+    return {
+        f"{prefix}text_ffn.net.0.proj.weight": w_in.detach().clone().contiguous(),
+        f"{prefix}text_ffn.net.0.proj.bias": b_in.detach().clone().contiguous(),
+        f"{prefix}text_ffn.net.2.weight": w_out.detach().clone().contiguous(),
+        f"{prefix}text_ffn.net.2.bias": b_out.detach().clone().contiguous(),
+    }
+
+
+def _detect_wan_subfolder(path: str, loading_kwargs: dict) -> str | None:
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "transformer", "config.json")):
+            return "transformer"
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return None
+        raise ValueError(
+            f"wan={path!r} is a folder without config.json or transformer/config.json; expected a diffusers Wan "
+            "transformer folder or a Wan pipeline folder"
+        )
+    try:
+        WanTransformer3DModel.load_config(path, subfolder="transformer", **loading_kwargs)
+        return "transformer"
+    except OSError:
+        return None
+
+
+def _check_timestep(name: str, timestep, batch_size: int) -> None:
+    if timestep is None:
+        modality = "video_latents" if name == "video_timestep" else "text_ids"
+        raise ValueError(f"{name} is required with {modality} (a tensor of shape (batch,) on the 0..1000 scale)")
+    if isinstance(timestep, (int, float)) and not isinstance(timestep, bool):
+        return
+    if not isinstance(timestep, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (batch,) or a number, got {_describe(timestep)}")
+    if timestep.numel() not in (1, batch_size) or timestep.ndim > 1:
+        raise ValueError(
+            f"{name} must have shape ({batch_size},) (one timestep per sample) or be a scalar, got "
+            f"{tuple(timestep.shape)}"
+        )
+
+
+def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.Tensor:
+    timestep = torch.as_tensor(timestep, device=device)
+    return timestep.reshape(-1).expand(batch_size)
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+__all__ = ["UniViGUModel", "UniViGUModelOutput", "UniViGUPreTrainedModel", "UniViGUTransformerBlock"]

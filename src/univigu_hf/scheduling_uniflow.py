@@ -1,0 +1,908 @@
+# Copyright 2026 The univigu_hf authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Unified flow-matching scheduler for Uni-ViGU.
+
+One scheduler drives both streams of the unified Wan2.1 transformer:
+
+* **Video** follows continuous (rectified) flow matching in the Wan convention: ``x_s = (1 - s) * x0 + s * noise``, the
+  model predicts the velocity ``noise - x0`` and sampling takes Euler steps ``x <- x + v * (s_next - s)`` on a shifted
+  sigma grid. With the default ``video_sigma_schedule="flow_match_euler"`` the grid and the update are those of
+  diffusers' [`FlowMatchEulerDiscreteScheduler`] (bit for bit).
+* **Text** follows discrete flow matching on a *mixture path*: at text time ``t`` (0 = source noise, 1 = data) every
+  token equals the clean token with probability ``kappa(t) = t**n`` and a source token otherwise (uniform random ids or
+  a mask id). The model returns logits for the clean token; [`UniFlowScheduler.step_text`] performs one discrete Euler
+  jump of the corresponding continuous-time Markov chain.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput, logging
+
+
+logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
+
+VIDEO_SIGMA_SCHEDULES = ("flow_match_euler", "linear")
+TEXT_SOURCES = ("uniform", "mask")
+TEXT_FINAL_STEPS = ("argmax", "sample")
+TEXT_TIME_SCHEDULES = ("uniform", "video")
+VIDEO_SIGMA_SAMPLING_MODES = ("uniform", "shifted_uniform", "logit_normal")
+
+# Tolerance used to decide that a text step reaches the data end (t + h >= 1).
+_TEXT_TIME_EPS = 1e-6
+
+
+@dataclass
+class UniFlowSchedulerOutput(BaseOutput):
+    """
+    Output class for [`UniFlowScheduler.step`] (the video stream).
+
+    Args:
+        prev_sample (`torch.Tensor` of shape `(batch_size, num_channels, num_frames, height, width)`):
+            The sample at the next (less noisy) point of the sigma grid, to be used as the next model input.
+    """
+
+    prev_sample: torch.Tensor
+
+
+@dataclass
+class UniFlowTextSchedulerOutput(BaseOutput):
+    """
+    Output class for [`UniFlowScheduler.step_text`] (the text stream).
+
+    Args:
+        prev_text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            The token ids at the next text time `t + h`, to be used as the next model input (or, after the final step,
+            the generated text).
+        pred_original_text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            The argmax of the logits, i.e. the model's current guess of the clean text.
+    """
+
+    prev_text_ids: torch.LongTensor
+    pred_original_text_ids: torch.LongTensor
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _as_float_tensor(value: float | torch.Tensor) -> torch.Tensor:
+    """Turns a python number into a float32 tensor and leaves floating tensors as they are (ints go to float32)."""
+    if isinstance(value, torch.Tensor):
+        return value if torch.is_floating_point(value) else value.to(torch.float32)
+    return torch.tensor(value, dtype=torch.float32)
+
+
+def _rand_device(generator: torch.Generator | None, device: str | torch.device | None) -> torch.device:
+    """Device to draw random numbers on: the generator's (it must match), else `device`, else the CPU."""
+    if generator is not None:
+        return generator.device
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+class UniFlowScheduler(SchedulerMixin, ConfigMixin):
+    """
+    Unified flow-matching scheduler for Uni-ViGU: continuous flow matching (Euler) for Wan video latents and discrete
+    flow matching on a mixture path for text tokens.
+
+    This model inherits from [`SchedulerMixin`] and [`ConfigMixin`]. Check the superclass documentation for the generic
+    methods the library implements for all schedulers such as loading and saving.
+
+    Video conventions: `x_s = (1 - s) * x0 + s * noise`, velocity target `noise - x0`, shifted sigma
+    `s' = shift * s / (1 + (shift - 1) * s)` and timestep `num_train_timesteps * s'` (Wan scale, 1000 = pure noise).
+
+    Text conventions: text time `t` in `[0, 1]` (0 = pure source noise, 1 = data); each token is clean with probability
+    `kappa(t) = t**text_kappa_exponent`, else a source token; the model sees the timestep
+    `round((1 - t) * num_train_timesteps)` and returns logits over the vocabulary for the clean token.
+
+    Args:
+        num_train_timesteps (`int`, defaults to 1000):
+            Number of training timesteps; the timestep scale of both streams is `[0, num_train_timesteps]`.
+        shift (`float`, defaults to 3.0):
+            Shift of the video sigma schedule (3.0 is the official Uni-ViGU inference default).
+        video_sigma_schedule (`str`, defaults to `"flow_match_euler"`):
+            `"flow_match_euler"` reproduces [`FlowMatchEulerDiscreteScheduler`]`(num_train_timesteps, shift=shift)`
+            exactly. `"linear"` is the DiffSynth schedule of the released Uni-ViGU inference code: sigmas =
+            shift-map(linspace(1, 0, N + 1)[:-1]) followed by a terminal 0, timesteps = `num_train_timesteps * sigma`.
+        text_source (`str`, defaults to `"uniform"`):
+            Source distribution of the text path: `"uniform"` (ids uniform in `[0, text_vocab_size)`, the official
+            default) or `"mask"` (every source token is `mask_token_id`).
+        text_kappa_exponent (`float`, defaults to 1.0):
+            Exponent `n` of the polynomial mixture schedule `kappa(t) = t**n`.
+        text_vocab_size (`int`, *optional*):
+            Number of token ids a uniform source draws from, i.e. `[0, text_vocab_size)`; excludes the mask token.
+            Required to draw uniform source tokens.
+        mask_token_id (`int`, *optional*):
+            Id of the mask token; required when `text_source == "mask"`.
+        text_final_step (`str`, defaults to `"argmax"`):
+            What the last text step (`t + h >= 1`) returns: `"argmax"` of the logits or a `"sample"` from them (the
+            latter is what the `flow_matching` Euler solver does).
+    """
+
+    _compatibles = ["FlowMatchEulerDiscreteScheduler"]
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        shift: float = 3.0,
+        video_sigma_schedule: str = "flow_match_euler",
+        text_source: str = "uniform",
+        text_kappa_exponent: float = 1.0,
+        text_vocab_size: int | None = None,
+        mask_token_id: int | None = None,
+        text_final_step: str = "argmax",
+    ):
+        if not _is_int(num_train_timesteps) or num_train_timesteps <= 0:
+            raise ValueError(f"num_train_timesteps must be a positive int, got {num_train_timesteps!r}")
+        if not _is_real(shift) or not math.isfinite(shift) or shift <= 0:
+            raise ValueError(f"shift must be a positive finite float, got {shift!r}")
+        if video_sigma_schedule not in VIDEO_SIGMA_SCHEDULES:
+            raise ValueError(
+                f"video_sigma_schedule must be one of {VIDEO_SIGMA_SCHEDULES}, got {video_sigma_schedule!r}"
+            )
+        if text_source not in TEXT_SOURCES:
+            raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
+        if not _is_real(text_kappa_exponent) or not math.isfinite(text_kappa_exponent) or text_kappa_exponent <= 0:
+            raise ValueError(f"text_kappa_exponent must be a positive finite float, got {text_kappa_exponent!r}")
+        if text_vocab_size is not None and (not _is_int(text_vocab_size) or text_vocab_size <= 0):
+            raise ValueError(f"text_vocab_size must be a positive int or None, got {text_vocab_size!r}")
+        if mask_token_id is not None and (not _is_int(mask_token_id) or mask_token_id < 0):
+            raise ValueError(f"mask_token_id must be a non-negative int or None, got {mask_token_id!r}")
+        if text_source == "mask" and mask_token_id is None:
+            raise ValueError("mask_token_id must be set when text_source is 'mask', got None")
+        if text_final_step not in TEXT_FINAL_STEPS:
+            raise ValueError(f"text_final_step must be one of {TEXT_FINAL_STEPS}, got {text_final_step!r}")
+
+        # Training grid, built exactly like FlowMatchEulerDiscreteScheduler.__init__ (its first and last entries give
+        # the sigma_max / sigma_min that set_timesteps interpolates between).
+        timesteps = np.linspace(1, num_train_timesteps, num_train_timesteps, dtype=np.float32)[::-1].copy()
+        timesteps = torch.from_numpy(timesteps).to(dtype=torch.float32)
+        sigmas = timesteps / num_train_timesteps
+        sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+
+        self.timesteps = sigmas * num_train_timesteps
+        self.sigmas = sigmas.to("cpu")
+        self.sigma_min = self.sigmas[-1].item()
+        self.sigma_max = self.sigmas[0].item()
+        self.text_times = None
+        self.text_time_schedule = None
+        self.num_inference_steps = None
+
+        self._shift = shift
+        self._step_index = None
+        self._begin_index = None
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Diffusers bookkeeping
+    # ------------------------------------------------------------------------------------------------------------
+
+    @property
+    def shift(self) -> float:
+        """
+        The shift value of the video sigma schedule.
+        """
+        return self._shift
+
+    @property
+    def step_index(self) -> int | None:
+        """
+        The index counter for the current video timestep. It increases by 1 after each [`~UniFlowScheduler.step`].
+        """
+        return self._step_index
+
+    @property
+    def begin_index(self) -> int | None:
+        """
+        The index of the first video timestep. It should be set from the pipeline with
+        [`~UniFlowScheduler.set_begin_index`].
+        """
+        return self._begin_index
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """
+        Sets the begin index for the scheduler. This function should be run from the pipeline before inference.
+
+        Args:
+            begin_index (`int`, defaults to `0`):
+                The begin index for the scheduler.
+        """
+        self._begin_index = begin_index
+
+    def set_shift(self, shift: float) -> None:
+        """
+        Sets the shift value used by the next [`~UniFlowScheduler.set_timesteps`] and by the sigma samplers.
+
+        Args:
+            shift (`float`):
+                The new (positive) shift value.
+        """
+        if not _is_real(shift) or not math.isfinite(shift) or shift <= 0:
+            raise ValueError(f"shift must be a positive finite float, got {shift!r}")
+        self._shift = shift
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Time maps
+    # ------------------------------------------------------------------------------------------------------------
+
+    def shift_sigmas(self, sigmas: float | torch.Tensor) -> torch.Tensor:
+        """
+        Applies the timestep shift `s' = shift * s / (1 + (shift - 1) * s)`.
+
+        Args:
+            sigmas (`float` or `torch.Tensor`):
+                Unshifted sigmas in `[0, 1]`.
+
+        Returns:
+            `torch.Tensor`: The shifted sigmas (same dtype as a floating input, float32 otherwise).
+        """
+        sigmas = _as_float_tensor(sigmas)
+        return self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
+
+    def sigma_to_timestep(self, sigmas: float | torch.Tensor) -> torch.Tensor:
+        """
+        Converts video sigmas to model timesteps on the Wan scale (`timestep = num_train_timesteps * sigma`).
+
+        Args:
+            sigmas (`float` or `torch.Tensor`):
+                Video noise levels in `[0, 1]` (already shifted).
+
+        Returns:
+            `torch.Tensor`: The timesteps in `[0, num_train_timesteps]`.
+        """
+        return _as_float_tensor(sigmas) * self.config.num_train_timesteps
+
+    def timestep_to_sigma(self, timesteps: float | torch.Tensor) -> torch.Tensor:
+        """
+        Converts Wan-scale model timesteps to video sigmas (`sigma = timestep / num_train_timesteps`).
+
+        Args:
+            timesteps (`float` or `torch.Tensor`):
+                Timesteps in `[0, num_train_timesteps]`.
+
+        Returns:
+            `torch.Tensor`: The sigmas in `[0, 1]`.
+        """
+        return _as_float_tensor(timesteps) / self.config.num_train_timesteps
+
+    def text_time_to_timestep(self, text_time: float | torch.Tensor) -> torch.Tensor:
+        """
+        Maps the text flow time `t` (0 = source noise, 1 = data) to the timestep the model sees for the text stream,
+        `round((1 - t) * num_train_timesteps)` clamped to `[0, num_train_timesteps]` (the Uni-ViGU training map).
+
+        Args:
+            text_time (`float` or `torch.Tensor`):
+                Text flow time(s).
+
+        Returns:
+            `torch.FloatTensor`: The float32 timesteps (integral values), same shape as `text_time`.
+        """
+        num_train_timesteps = self.config.num_train_timesteps
+        t = torch.as_tensor(text_time)
+        dtype = torch.float32 if t.device.type == "mps" else torch.float64
+        timestep = torch.round((1.0 - t.to(dtype)) * num_train_timesteps).clamp(0, num_train_timesteps)
+        return timestep.to(torch.float32)
+
+    def timestep_to_text_time(self, timestep: float | torch.Tensor) -> torch.Tensor:
+        """
+        Inverse of [`~UniFlowScheduler.text_time_to_timestep`] (up to rounding): `t = 1 - timestep / num_train_timesteps`.
+
+        Args:
+            timestep (`float` or `torch.Tensor`):
+                Text-stream timestep(s) in `[0, num_train_timesteps]`.
+
+        Returns:
+            `torch.Tensor`: The text time(s) in `[0, 1]`.
+        """
+        return 1.0 - _as_float_tensor(timestep) / self.config.num_train_timesteps
+
+    def kappa(self, t: float | torch.Tensor) -> torch.Tensor:
+        """
+        Mixture schedule `kappa(t) = t**n` (probability that a token is clean at text time `t`).
+
+        Args:
+            t (`float` or `torch.Tensor`):
+                Text time(s) in `[0, 1]`.
+
+        Returns:
+            `torch.Tensor`: `kappa(t)`.
+        """
+        return _as_float_tensor(t) ** self.config.text_kappa_exponent
+
+    def kappa_derivative(self, t: float | torch.Tensor) -> torch.Tensor:
+        """
+        Time derivative of the mixture schedule, `kappa'(t) = n * t**(n - 1)`.
+
+        Args:
+            t (`float` or `torch.Tensor`):
+                Text time(s) in `[0, 1]`.
+
+        Returns:
+            `torch.Tensor`: `kappa'(t)` (infinite at `t = 0` when `n < 1`).
+        """
+        n = self.config.text_kappa_exponent
+        return n * _as_float_tensor(t) ** (n - 1)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Video: inference
+    # ------------------------------------------------------------------------------------------------------------
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int,
+        device: str | torch.device | None = None,
+        text_time_schedule: str = "uniform",
+    ) -> None:
+        """
+        Sets the discrete video timesteps and the text-time grid used for inference.
+
+        Args:
+            num_inference_steps (`int`):
+                Number of solver steps `N`.
+            device (`str` or `torch.device`, *optional*):
+                Device for `timesteps`, `sigmas` and `text_times`. If `None`, they stay on the CPU.
+            text_time_schedule (`str`, defaults to `"uniform"`):
+                Text-time grid. `"uniform"`: `linspace(0, 1, N + 1)`, the official captioning (V2T) solver grid.
+                `"video"`: `1 - sigmas`, synchronised with the video for joint (T2VT) generation.
+
+        Sets:
+            `timesteps` (float32, length `N`, Wan scale), `sigmas` (float32, length `N + 1`, terminal 0.0) and
+            `text_times` (length `N + 1`, from 0 to 1; float64 except on MPS). Resets the step indices.
+        """
+        if not _is_int(num_inference_steps) or num_inference_steps <= 0:
+            raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
+        if text_time_schedule not in TEXT_TIME_SCHEDULES:
+            raise ValueError(f"text_time_schedule must be one of {TEXT_TIME_SCHEDULES}, got {text_time_schedule!r}")
+        num_train_timesteps = self.config.num_train_timesteps
+        self.num_inference_steps = num_inference_steps
+
+        if self.config.video_sigma_schedule == "flow_match_euler":
+            # Same operations (and dtypes) as FlowMatchEulerDiscreteScheduler.set_timesteps with default arguments.
+            timesteps = np.linspace(
+                self.sigma_max * num_train_timesteps, self.sigma_min * num_train_timesteps, num_inference_steps
+            )
+            sigmas = timesteps / num_train_timesteps
+            sigmas = self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
+            sigmas = torch.from_numpy(sigmas).to(dtype=torch.float32, device=device)
+        else:
+            # DiffSynth FlowMatchScheduler(sigma_min=0, extra_one_step=True), as in the released Uni-ViGU inference.
+            sigmas = torch.linspace(1.0, 0.0, num_inference_steps + 1)[:-1]
+            sigmas = self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
+            sigmas = sigmas.to(dtype=torch.float32, device=device)
+        timesteps = sigmas * num_train_timesteps
+        sigmas = torch.cat([sigmas, torch.zeros(1, device=sigmas.device)])
+
+        text_dtype = torch.float32 if sigmas.device.type == "mps" else torch.float64
+        if text_time_schedule == "uniform":
+            text_times = torch.linspace(0.0, 1.0, num_inference_steps + 1, dtype=text_dtype, device=sigmas.device)
+        else:
+            text_times = 1.0 - sigmas.to(text_dtype)
+
+        self.timesteps = timesteps
+        self.sigmas = sigmas
+        self.text_times = text_times
+        self.text_time_schedule = text_time_schedule
+        self._step_index = None
+        self._begin_index = None
+
+    def index_for_timestep(
+        self, timestep: float | torch.Tensor, schedule_timesteps: torch.Tensor | None = None
+    ) -> int:
+        """
+        Gets the index of a timestep in the schedule (as [`FlowMatchEulerDiscreteScheduler`] does).
+
+        Args:
+            timestep (`float` or `torch.Tensor`):
+                The timestep to find.
+            schedule_timesteps (`torch.Tensor`, *optional*):
+                The schedule to search. If `None`, `self.timesteps` is used.
+
+        Returns:
+            `int`: The index. When the timestep occurs more than once, the second occurrence is returned so that a
+            schedule that starts in the middle (image-to-image) does not skip a sigma.
+        """
+        if schedule_timesteps is None:
+            schedule_timesteps = self.timesteps
+        indices = (schedule_timesteps == timestep).nonzero()
+        if len(indices) == 0:
+            raise ValueError(
+                f"timestep must be one of `scheduler.timesteps`, got {timestep!r}; call `set_timesteps` and pass its "
+                "timesteps, or use `set_begin_index`"
+            )
+        pos = 1 if len(indices) > 1 else 0
+        return indices[pos].item()
+
+    def _init_step_index(self, timestep: float | torch.Tensor) -> None:
+        if self.begin_index is None:
+            if isinstance(timestep, torch.Tensor):
+                timestep = timestep.to(self.timesteps.device)
+            self._step_index = self.index_for_timestep(timestep)
+        else:
+            self._step_index = self._begin_index
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: float | torch.Tensor,
+        sample: torch.Tensor,
+        return_dict: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> UniFlowSchedulerOutput | tuple:
+        """
+        One Euler step of the video flow ODE, `x <- x + v * (sigma_next - sigma)`. Identical to
+        [`FlowMatchEulerDiscreteScheduler.step`] (deterministic sampling, no per-token timesteps).
+
+        Args:
+            model_output (`torch.Tensor`):
+                The predicted velocity `noise - x0`.
+            timestep (`float` or `torch.Tensor`):
+                The current timestep, one of `scheduler.timesteps` (integer indices are rejected).
+            sample (`torch.Tensor`):
+                The current sample `x_sigma`.
+            return_dict (`bool`, defaults to `True`):
+                Whether to return a [`UniFlowSchedulerOutput`] or a tuple.
+            generator (`torch.Generator`, *optional*):
+                Unused (the Euler step is deterministic); accepted for API compatibility.
+
+        Returns:
+            [`UniFlowSchedulerOutput`] or `tuple`: The next sample, computed in float32 and cast back to the dtype of
+            `model_output`. If `return_dict` is `False`, a tuple whose first element is the sample.
+        """
+        if isinstance(timestep, (int, torch.IntTensor, torch.LongTensor)):
+            raise ValueError(
+                "timestep must be one of `scheduler.timesteps`, got an integer index; passing integer indices (e.g. "
+                "from `enumerate(timesteps)`) to `UniFlowScheduler.step()` is not supported."
+            )
+        if self.step_index is None:
+            self._init_step_index(timestep)
+
+        # Upcast to avoid precision issues when computing prev_sample (same as diffusers).
+        sample = sample.to(torch.float32)
+        sigma = self.sigmas[self.step_index]
+        sigma_next = self.sigmas[self.step_index + 1]
+        prev_sample = sample + (sigma_next - sigma) * model_output
+
+        self._step_index += 1
+        prev_sample = prev_sample.to(model_output.dtype)
+
+        if not return_dict:
+            return (prev_sample,)
+        return UniFlowSchedulerOutput(prev_sample=prev_sample)
+
+    def scale_noise(
+        self, sample: torch.Tensor, timestep: float | torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """
+        Forward process at a scheduled timestep, as [`FlowMatchEulerDiscreteScheduler.scale_noise`]:
+        `sigma * noise + (1 - sigma) * sample` with `sigma` looked up from `timestep` (used by video-to-video
+        pipelines). For training, prefer [`~UniFlowScheduler.add_noise`], which takes sigmas directly.
+
+        Args:
+            sample (`torch.Tensor`):
+                The clean sample.
+            timestep (`torch.Tensor`):
+                1-D tensor of timesteps from `scheduler.timesteps`, one per batch element.
+            noise (`torch.Tensor`):
+                The noise tensor, same shape as `sample`.
+
+        Returns:
+            `torch.Tensor`: The noisy sample.
+        """
+        if noise is None:
+            raise ValueError("noise must be a tensor with the shape of `sample`, got None")
+        sigmas = self.sigmas.to(device=sample.device, dtype=sample.dtype)
+        if sample.device.type == "mps" and torch.is_floating_point(timestep):
+            schedule_timesteps = self.timesteps.to(sample.device, dtype=torch.float32)
+            timestep = timestep.to(sample.device, dtype=torch.float32)
+        else:
+            schedule_timesteps = self.timesteps.to(sample.device)
+            timestep = timestep.to(sample.device)
+
+        if self.begin_index is None:
+            step_indices = [self.index_for_timestep(t, schedule_timesteps) for t in timestep]
+        elif self.step_index is not None:
+            step_indices = [self.step_index] * timestep.shape[0]
+        else:
+            step_indices = [self.begin_index] * timestep.shape[0]
+
+        sigma = sigmas[step_indices].flatten()
+        while len(sigma.shape) < len(sample.shape):
+            sigma = sigma.unsqueeze(-1)
+        return sigma * noise + (1.0 - sigma) * sample
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Video: training
+    # ------------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _per_sample(values: torch.Tensor, batch_size: int, ndim: int, name: str) -> torch.Tensor:
+        """Reshapes a 0-d or [B] tensor to [B or 1, 1, ..., 1] (ndim dims) for broadcasting over a batch."""
+        if values.ndim == 0:
+            return values.reshape([1] * ndim)
+        if values.ndim != 1 or values.shape[0] != batch_size:
+            raise ValueError(
+                f"{name} must be a float, a 0-d tensor or a 1-D tensor of length batch_size={batch_size}, "
+                f"got shape {tuple(values.shape)}"
+            )
+        return values.reshape([batch_size] + [1] * (ndim - 1))
+
+    def add_noise(
+        self, original_samples: torch.Tensor, noise: torch.Tensor, sigmas: float | torch.Tensor
+    ) -> torch.Tensor:
+        """
+        Forward (noising) process of the video flow, `x_s = (1 - s) * x0 + s * noise`. This is
+        [`FlowMatchEulerDiscreteScheduler.scale_noise`]`(sample=x0, timestep, noise)` with the sigma given directly
+        instead of being looked up from a scheduled timestep (`sigma = timestep / num_train_timesteps`).
+
+        Args:
+            original_samples (`torch.Tensor`):
+                Clean samples `x0` of shape `(batch_size, ...)`.
+            noise (`torch.Tensor`):
+                Gaussian noise, same shape as `original_samples`.
+            sigmas (`float` or `torch.Tensor`):
+                Noise level(s) in `[0, 1]` (already shifted): a float, a 0-d tensor or a `(batch_size,)` tensor; it is
+                broadcast over the trailing dims.
+
+        Returns:
+            `torch.Tensor`: The noisy samples, in the dtype of `original_samples`.
+        """
+        if noise.shape != original_samples.shape:
+            raise ValueError(
+                f"noise must have the shape of original_samples {tuple(original_samples.shape)}, "
+                f"got {tuple(noise.shape)}"
+            )
+        sigmas = torch.as_tensor(sigmas).to(device=original_samples.device, dtype=original_samples.dtype)
+        if original_samples.ndim == 0:
+            raise ValueError("original_samples must have a batch dimension, got a 0-d tensor")
+        sigmas = self._per_sample(sigmas, original_samples.shape[0], original_samples.ndim, "sigmas")
+        noise = noise.to(device=original_samples.device, dtype=original_samples.dtype)
+        return sigmas * noise + (1.0 - sigmas) * original_samples
+
+    def get_velocity_target(self, original_samples: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """
+        Training target of the video stream, the flow velocity `noise - x0`.
+
+        Args:
+            original_samples (`torch.Tensor`):
+                Clean samples `x0`.
+            noise (`torch.Tensor`):
+                The noise used in [`~UniFlowScheduler.add_noise`], same shape.
+
+        Returns:
+            `torch.Tensor`: `noise - original_samples`.
+        """
+        if noise.shape != original_samples.shape:
+            raise ValueError(
+                f"noise must have the shape of original_samples {tuple(original_samples.shape)}, "
+                f"got {tuple(noise.shape)}"
+            )
+        return noise - original_samples
+
+    def sample_video_sigmas(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
+        mode: str = "shifted_uniform",
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+    ) -> torch.Tensor:
+        """
+        Draws training noise levels for the video stream.
+
+        Args:
+            batch_size (`int`):
+                Number of sigmas to draw.
+            generator (`torch.Generator`, *optional*):
+                Source of randomness (draws happen on its device, then move to `device`).
+            device (`str` or `torch.device`, *optional*):
+                Output device (defaults to the generator's device, else CPU).
+            mode (`str`, defaults to `"shifted_uniform"`):
+                `"uniform"`: `s ~ U(0, 1)`; `"shifted_uniform"`: `U(0, 1)` then the shift map (Wan / DiffSynth style);
+                `"logit_normal"`: `sigmoid(N(logit_mean, logit_std))` then the shift map.
+            logit_mean (`float`, defaults to 0.0):
+                Mean of the normal for `"logit_normal"`.
+            logit_std (`float`, defaults to 1.0):
+                Standard deviation of the normal for `"logit_normal"`.
+
+        Returns:
+            `torch.FloatTensor`: float32 sigmas of shape `(batch_size,)` in `[0, 1]`; use
+            [`~UniFlowScheduler.sigma_to_timestep`] for the model timesteps.
+        """
+        if not _is_int(batch_size) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if mode not in VIDEO_SIGMA_SAMPLING_MODES:
+            raise ValueError(f"mode must be one of {VIDEO_SIGMA_SAMPLING_MODES}, got {mode!r}")
+        if mode == "logit_normal" and (not _is_real(logit_std) or not logit_std > 0):
+            raise ValueError(f"logit_std must be a positive float, got {logit_std!r}")
+        rand_device = _rand_device(generator, device)
+        out_device = torch.device(device) if device is not None else rand_device
+        if mode == "logit_normal":
+            normal = torch.randn(batch_size, generator=generator, device=rand_device, dtype=torch.float32)
+            sigmas = torch.sigmoid(normal * logit_std + logit_mean)
+        else:
+            sigmas = torch.rand(batch_size, generator=generator, device=rand_device, dtype=torch.float32)
+        if mode != "uniform":
+            sigmas = self.shift_sigmas(sigmas)
+        return sigmas.to(out_device)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Text
+    # ------------------------------------------------------------------------------------------------------------
+
+    def sample_text_source(
+        self,
+        shape: tuple[int, ...] | torch.Size,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
+    ) -> torch.LongTensor:
+        """
+        Draws source (pure-noise, `t = 0`) text tokens.
+
+        Args:
+            shape (`tuple[int, ...]`):
+                Shape of the token tensor, e.g. `(batch_size, sequence_length)`.
+            generator (`torch.Generator`, *optional*):
+                Source of randomness for the uniform source (draws happen on its device, then move to `device`).
+            device (`str` or `torch.device`, *optional*):
+                Output device (defaults to the generator's device, else CPU).
+
+        Returns:
+            `torch.LongTensor`: Uniform random ids in `[0, text_vocab_size)` (`text_source="uniform"`) or a tensor
+            filled with `mask_token_id` (`text_source="mask"`).
+        """
+        shape = tuple(shape)
+        rand_device = _rand_device(generator, device)
+        out_device = torch.device(device) if device is not None else rand_device
+        if self.config.text_source == "mask":
+            if self.config.mask_token_id is None:
+                raise ValueError("mask_token_id must be set to draw mask source tokens, got None")
+            return torch.full(shape, self.config.mask_token_id, dtype=torch.long, device=out_device)
+        if self.config.text_vocab_size is None:
+            raise ValueError(
+                "text_vocab_size must be set in the scheduler config to draw uniform source tokens, got None"
+            )
+        ids = torch.randint(
+            0, self.config.text_vocab_size, shape, generator=generator, device=rand_device, dtype=torch.long
+        )
+        return ids.to(out_device)
+
+    def _validate_text_time(
+        self, text_time: float | torch.Tensor, batch_size: int, device: torch.device, name: str = "text_time"
+    ) -> torch.Tensor:
+        """Returns the text time(s) as a float64 tensor of shape [batch_size] on `device` after validation."""
+        if isinstance(text_time, torch.Tensor):
+            if text_time.dtype == torch.bool or torch.is_complex(text_time):
+                raise TypeError(f"{name} must be a float or a real tensor, got dtype {text_time.dtype}")
+        elif not _is_real(text_time):
+            raise TypeError(f"{name} must be a float or a tensor, got {type(text_time).__name__}")
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        t = torch.as_tensor(text_time).to(device=device, dtype=dtype)
+        if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != batch_size):
+            raise ValueError(
+                f"{name} must be a float, a 0-d tensor or a 1-D tensor of length batch_size={batch_size}, "
+                f"got shape {tuple(t.shape)}"
+            )
+        if bool(((t < 0) | (t > 1) | torch.isnan(t)).any()):
+            raise ValueError(f"{name} must lie in [0, 1], got values in [{t.min().item()}, {t.max().item()}]")
+        return t.expand(batch_size) if t.ndim == 0 else t
+
+    @staticmethod
+    def _validate_text_ids(text_ids: torch.Tensor, name: str = "text_ids") -> None:
+        if not isinstance(text_ids, torch.Tensor):
+            raise TypeError(f"{name} must be an integer torch.Tensor, got {type(text_ids).__name__}")
+        if text_ids.dtype == torch.bool or text_ids.is_floating_point() or text_ids.is_complex():
+            raise TypeError(f"{name} must be an integer (long) tensor, got dtype {text_ids.dtype}")
+        if text_ids.ndim < 1:
+            raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+
+    def add_noise_text(
+        self,
+        text_ids: torch.LongTensor,
+        text_time: float | torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.LongTensor:
+        """
+        Samples the mixture path `x_t`: each token is independently kept with probability `kappa(t)` and replaced by a
+        source token otherwise.
+
+        Args:
+            text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                Clean token ids (any shape with a leading batch dimension works).
+            text_time (`float` or `torch.Tensor`):
+                Text time(s) in `[0, 1]`: a float, a 0-d tensor or a `(batch_size,)` tensor.
+            generator (`torch.Generator`, *optional*):
+                Source of all randomness (source tokens first, then the keep mask). Draws happen on the generator's
+                device and are moved to the device of `text_ids`.
+
+        Returns:
+            `torch.LongTensor`: The noisy ids, same shape and device as `text_ids`. Feed the model
+            [`~UniFlowScheduler.text_time_to_timestep`]`(text_time)` and train the logits with cross-entropy against
+            `text_ids`.
+        """
+        self._validate_text_ids(text_ids)
+        batch_size = text_ids.shape[0]
+        t = self._validate_text_time(text_time, batch_size, text_ids.device)
+        keep_prob = self.kappa(t).reshape([batch_size] + [1] * (text_ids.ndim - 1))
+
+        rand_device = _rand_device(generator, text_ids.device)
+        source = self.sample_text_source(text_ids.shape, generator=generator, device=text_ids.device)
+        u = torch.rand(text_ids.shape, generator=generator, device=rand_device, dtype=keep_prob.dtype)
+        keep = u.to(text_ids.device) < keep_prob
+        return torch.where(keep, text_ids.long(), source)
+
+    def sample_text_times(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
+        """
+        Draws training text times `t ~ U[0, 1)`.
+
+        Args:
+            batch_size (`int`):
+                Number of times to draw.
+            generator (`torch.Generator`, *optional*):
+                Source of randomness (draws happen on its device, then move to `device`).
+            device (`str` or `torch.device`, *optional*):
+                Output device (defaults to the generator's device, else CPU).
+
+        Returns:
+            `torch.FloatTensor`: float32 text times of shape `(batch_size,)`.
+        """
+        if not _is_int(batch_size) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        rand_device = _rand_device(generator, device)
+        out_device = torch.device(device) if device is not None else rand_device
+        t = torch.rand(batch_size, generator=generator, device=rand_device, dtype=torch.float32)
+        return t.to(out_device)
+
+    def _next_text_time(self, t: torch.Tensor) -> torch.Tensor:
+        """Next point of `self.text_times` after the grid point nearest to each entry of `t`."""
+        if self.text_times is None:
+            raise ValueError(
+                "next_text_time must be given when `set_timesteps` has not been called (no text_times grid); call "
+                "`scheduler.set_timesteps(num_inference_steps)` first"
+            )
+        grid = self.text_times.to(device=t.device, dtype=t.dtype)
+        distance = (grid[None, :] - t[:, None]).abs()
+        index = distance.argmin(dim=1)
+        off_grid = distance.gather(1, index[:, None]).max().item()
+        if off_grid > 1e-4:
+            logger.warning(
+                f"text_time is {off_grid:.3g} away from the nearest point of `scheduler.text_times`; the next grid "
+                "point after the nearest one is used. Pass `next_text_time` to control the step size."
+            )
+        return grid[(index + 1).clamp(max=grid.shape[0] - 1)]
+
+    def _multinomial(self, probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Draws one category per row of `probs` [..., V] with torch.multinomial on the generator's device."""
+        flat = probs.reshape(-1, probs.shape[-1])
+        if generator is not None and generator.device != flat.device:
+            logger.warning(
+                f"The generator is on {generator.device} while the logits are on {flat.device}; the probabilities are "
+                "moved to the generator's device for sampling, which is slow. Pass a generator on the logits' device."
+            )
+            flat = flat.to(generator.device)
+        draws = torch.multinomial(flat, num_samples=1, replacement=True, generator=generator)
+        return draws.to(probs.device).reshape(probs.shape[:-1])
+
+    def step_text(
+        self,
+        text_logits: torch.Tensor,
+        text_time: float | torch.Tensor,
+        text_ids: torch.LongTensor,
+        generator: torch.Generator | None = None,
+        next_text_time: float | torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> UniFlowTextSchedulerOutput | tuple:
+        """
+        One discrete Euler step of the mixture-path flow from text time `t` to `t + h`.
+
+        With the posterior `p = softmax(text_logits)` (float64) a clean-token guess `x1 ~ p` is drawn for every
+        position, and each token jumps to its `x1` with probability `min(1, h * kappa'(t) / (1 - kappa(t)))` (tokens
+        only ever change to the sampled `x1`). At the final step (`t + h >= 1`) the result is the argmax of the logits
+        (`text_final_step="argmax"`) or the sample `x1` (`"sample"`).
+
+        Args:
+            text_logits (`torch.Tensor` of shape `(batch_size, sequence_length, vocab_size)`):
+                Model logits for the clean tokens.
+            text_time (`float` or `torch.Tensor`):
+                Current text time `t` in `[0, 1]`: a float, a 0-d tensor or a `(batch_size,)` tensor.
+            text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                Current tokens `x_t` (ids must be `< vocab_size` of the logits).
+            generator (`torch.Generator`, *optional*):
+                Source of all randomness (the `x1` draw first, then the jump mask).
+            next_text_time (`float` or `torch.Tensor`, *optional*):
+                Target time `t + h` in `[t, 1]`. If `None`, the point of `scheduler.text_times` after the one nearest
+                to `t` (requires [`~UniFlowScheduler.set_timesteps`]).
+            return_dict (`bool`, defaults to `True`):
+                Whether to return a [`UniFlowTextSchedulerOutput`] or a tuple.
+
+        Returns:
+            [`UniFlowTextSchedulerOutput`] or `tuple`: `prev_text_ids` (tokens at `t + h`) and `pred_original_text_ids`
+            (argmax of the logits). If `return_dict` is `False`, the tuple `(prev_text_ids, pred_original_text_ids)`.
+        """
+        if not isinstance(text_logits, torch.Tensor) or not text_logits.is_floating_point():
+            raise TypeError("text_logits must be a floating-point torch.Tensor of shape (batch_size, seq_len, vocab)")
+        if text_logits.ndim != 3:
+            raise ValueError(
+                f"text_logits must have shape (batch_size, sequence_length, vocab_size), got {tuple(text_logits.shape)}"
+            )
+        self._validate_text_ids(text_ids)
+        if tuple(text_ids.shape) != tuple(text_logits.shape[:2]):
+            raise ValueError(
+                f"text_ids must have shape {tuple(text_logits.shape[:2])} to match text_logits "
+                f"{tuple(text_logits.shape)}, got {tuple(text_ids.shape)}"
+            )
+        batch_size, _, vocab_size = text_logits.shape
+        device = text_logits.device
+        text_ids = text_ids.to(device=device, dtype=torch.long)
+        if text_ids.numel() > 0 and bool(((text_ids < 0) | (text_ids >= vocab_size)).any()):
+            raise ValueError(
+                f"text_ids must lie in [0, vocab_size={vocab_size}) of text_logits, got values in "
+                f"[{text_ids.min().item()}, {text_ids.max().item()}]"
+            )
+        t = self._validate_text_time(text_time, batch_size, device)
+        if next_text_time is None:
+            t_next = self._next_text_time(t)
+        else:
+            t_next = self._validate_text_time(next_text_time, batch_size, device, name="next_text_time")
+            if bool((t_next < t).any()):
+                raise ValueError(
+                    f"next_text_time must be >= text_time, got next_text_time={t_next.tolist()} < text_time={t.tolist()}"
+                )
+
+        pred_original = text_logits.argmax(dim=-1)
+        is_final = t_next >= 1.0 - _TEXT_TIME_EPS
+        all_final = bool(is_final.all())
+
+        if all_final and self.config.text_final_step == "argmax":
+            prev_text_ids = pred_original
+        else:
+            probs = torch.softmax(text_logits.to(torch.float64), dim=-1)
+            x1 = self._multinomial(probs, generator)
+            del probs
+
+            h = t_next - t
+            one_minus_kappa = 1.0 - self.kappa(t)
+            rate = h * self.kappa_derivative(t) / one_minus_kappa.clamp_min(torch.finfo(t.dtype).tiny)
+            # kappa(t) == 1 only at t == 1 (h == 0 there); 0 * inf -> nan means "no move".
+            rate = torch.where(one_minus_kappa > 0, rate, (h > 0).to(t.dtype))
+            jump_prob = torch.nan_to_num(rate, nan=0.0, posinf=1.0).clamp(0.0, 1.0)
+
+            rand_device = _rand_device(generator, device)
+            u = torch.rand(text_ids.shape, generator=generator, device=rand_device, dtype=jump_prob.dtype)
+            jump = u.to(device) < jump_prob[:, None]
+            prev_text_ids = torch.where(jump, x1, text_ids)
+
+            final_ids = pred_original if self.config.text_final_step == "argmax" else x1
+            prev_text_ids = torch.where(is_final[:, None], final_ids, prev_text_ids)
+
+        if not return_dict:
+            return (prev_text_ids, pred_original)
+        return UniFlowTextSchedulerOutput(prev_text_ids=prev_text_ids, pred_original_text_ids=pred_original)

@@ -1,0 +1,407 @@
+import os
+
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+from transformers import AutoConfig, AutoModel
+
+from conftest import TEXT_VOCAB_SIZE, build_tiny_univigu, build_tiny_wan, make_inputs, tiny_wan_config
+from univigu_hf import UniViGUConfig, UniViGUModel, UniViGUModelOutput
+from univigu_hf.modeling_univigu import is_text_parameter
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. Prior preservation: no text tokens -> exactly WanTransformer3DModel
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "batch_size,frames,height,width",
+    [(1, 1, 2, 2), (2, 3, 4, 6), (2, 5, 6, 4), (3, 2, 8, 2)],
+)
+def test_video_only_forward_equals_wan(batch_size, frames, height, width):
+    wan = build_tiny_wan(seed=3)
+    model = UniViGUModel.from_wan(wan, text_vocab_size=TEXT_VOCAB_SIZE)
+    inputs = make_inputs(batch_size, frames, height, width, seed=batch_size + frames)
+    with torch.no_grad():
+        expected = wan(inputs["video_latents"], inputs["video_timestep"], inputs["encoder_hidden_states"]).sample
+        got = model(
+            video_latents=inputs["video_latents"],
+            video_timestep=inputs["video_timestep"],
+            encoder_hidden_states=inputs["encoder_hidden_states"],
+        )
+    assert got.text_logits is None
+    torch.testing.assert_close(got.video_velocity, expected, atol=1e-5, rtol=0)
+
+
+def test_from_wan_keeps_wan_state_dict_names_and_values(tiny_wan):
+    model = UniViGUModel.from_wan(tiny_wan, text_vocab_size=TEXT_VOCAB_SIZE)
+    ours = model.state_dict()
+    wan = tiny_wan.state_dict()
+    assert {k for k in ours if not is_text_parameter(k)} == set(wan)
+    for key, value in wan.items():
+        assert torch.equal(ours[key], value), key
+    # The Wan instance is copied, never shared: training the unified model leaves the user's Wan untouched.
+    assert ours["proj_out.weight"].data_ptr() != wan["proj_out.weight"].data_ptr()
+
+
+def test_from_wan_text_branch_initialisation(tiny_wan):
+    model = UniViGUModel.from_wan(tiny_wan, text_vocab_size=TEXT_VOCAB_SIZE)
+    block = model.blocks[0]
+    for (name, ours), (_, video) in zip(block.text_ffn.named_parameters(), block.ffn.named_parameters()):
+        assert torch.equal(ours, video), name
+    assert torch.equal(model.text_scale_shift_table, model.scale_shift_table)
+    for (name, ours), (_, wan) in zip(
+        model.text_time_embedding.named_parameters(),
+        [(n, p) for n, p in model.condition_embedder.named_parameters() if not n.startswith("text_embedder")],
+    ):
+        assert torch.equal(ours, wan), name
+    assert torch.count_nonzero(model.text_proj_out.weight) == 0
+    assert torch.count_nonzero(model.text_proj_out.bias) == 0
+    # Zero head: uniform logits before training.
+    with torch.no_grad():
+        logits = model(**make_inputs()).text_logits
+    assert torch.count_nonzero(logits) == 0
+
+
+@pytest.mark.parametrize("text_ffn_dim", [16, 48])
+def test_from_wan_narrow_and_wide_text_experts(tiny_wan, text_ffn_dim):
+    model = UniViGUModel.from_wan(tiny_wan, text_vocab_size=TEXT_VOCAB_SIZE, text_ffn_dim=text_ffn_dim)
+    assert model.config.text_ffn_dim == text_ffn_dim
+    block = model.blocks[1]
+    assert block.text_ffn.net[0].proj.weight.shape == (text_ffn_dim, 24)
+    assert block.ffn.net[0].proj.weight.shape == (32, 24)
+    hidden = torch.randn(2, 5, 24)
+    if text_ffn_dim > 32:
+        # Wider: starts as exactly the video FFN (new units have zero output weights).
+        torch.testing.assert_close(block.text_ffn(hidden), block.ffn(hidden), atol=1e-6, rtol=0)
+    else:
+        # Narrower: a magnitude-pruned copy, i.e. a subset of the video FFN's hidden units.
+        video_rows = {tuple(row.tolist()) for row in block.ffn.net[0].proj.weight}
+        assert all(tuple(row.tolist()) in video_rows for row in block.text_ffn.net[0].proj.weight)
+
+
+def test_from_wan_path_root_and_pipeline_subfolder(tmp_path, tiny_wan):
+    tiny_wan.save_pretrained(tmp_path / "transformer_only")
+    tiny_wan.save_pretrained(tmp_path / "pipeline" / "transformer")
+    inputs = make_inputs()
+    with torch.no_grad():
+        expected = tiny_wan(inputs["video_latents"], inputs["video_timestep"], inputs["encoder_hidden_states"]).sample
+    for path in (tmp_path / "transformer_only", tmp_path / "pipeline", str(tmp_path / "pipeline")):
+        model = UniViGUModel.from_wan(path, text_vocab_size=TEXT_VOCAB_SIZE, max_text_length=12)
+        assert model.config.max_text_length == 12
+        with torch.no_grad():
+            got = model(
+                video_latents=inputs["video_latents"],
+                video_timestep=inputs["video_timestep"],
+                encoder_hidden_states=inputs["encoder_hidden_states"],
+            ).video_velocity
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_from_wan_rejects_bad_sources(tmp_path):
+    with pytest.raises(TypeError, match="wan must be"):
+        UniViGUModel.from_wan(42, text_vocab_size=8)
+    with pytest.raises(ValueError, match="without config.json"):
+        UniViGUModel.from_wan(tmp_path, text_vocab_size=8)
+    with pytest.raises(ValueError, match="image_dim"):
+        UniViGUModel.from_wan(
+            WanTransformer3DModel(**tiny_wan_config(image_dim=8, added_kv_proj_dim=24)), text_vocab_size=8
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. Joint attention and video_attends_text
+# ---------------------------------------------------------------------------------------------------------------------
+def _video_only(model, inputs):
+    return model(
+        video_latents=inputs["video_latents"],
+        video_timestep=inputs["video_timestep"],
+        encoder_hidden_states=inputs["encoder_hidden_states"],
+    ).video_velocity
+
+
+def test_video_does_not_attend_text_when_disabled():
+    model = build_tiny_univigu(video_attends_text=False)
+    inputs = make_inputs()
+    with torch.no_grad():
+        joint = model(**inputs)
+        alone = _video_only(model, inputs)
+    torch.testing.assert_close(joint.video_velocity, alone, atol=1e-6, rtol=0)
+    assert joint.text_logits.shape == (2, 5, TEXT_VOCAB_SIZE)
+
+
+def test_text_changes_video_when_attention_is_joint(tiny_model):
+    inputs = make_inputs()
+    with torch.no_grad():
+        joint = tiny_model(**inputs).video_velocity
+        alone = _video_only(tiny_model, inputs)
+        other_text = tiny_model(**{**inputs, "text_ids": (inputs["text_ids"] + 1) % TEXT_VOCAB_SIZE}).video_velocity
+    assert (joint - alone).abs().max() > 1e-4
+    assert (joint - other_text).abs().max() > 1e-4
+
+
+def test_video_changes_text_and_timesteps_matter(tiny_model):
+    inputs = make_inputs()
+    with torch.no_grad():
+        base = tiny_model(**inputs).text_logits
+        other_video = tiny_model(**{**inputs, "video_latents": inputs["video_latents"] * -1}).text_logits
+        other_time = tiny_model(**{**inputs, "text_timestep": inputs["text_timestep"] * 0.5}).text_logits
+        text_only = tiny_model(
+            text_ids=inputs["text_ids"],
+            text_timestep=inputs["text_timestep"],
+            encoder_hidden_states=inputs["encoder_hidden_states"],
+        )
+    assert (base - other_video).abs().max() > 1e-4
+    assert (base - other_time).abs().max() > 1e-4
+    assert text_only.video_velocity is None and text_only.text_logits.shape == base.shape
+
+
+def test_text_positions_use_rotary_embedding(tiny_model):
+    # Same tokens in another order give other logits (positions matter), and a permutation-equivariant
+    # computation would merely permute them.
+    inputs = make_inputs()
+    permutation = torch.tensor([4, 3, 2, 1, 0])
+    with torch.no_grad():
+        base = tiny_model(**inputs).text_logits
+        permuted = tiny_model(**{**inputs, "text_ids": inputs["text_ids"][:, permutation]}).text_logits
+    assert (base[:, permutation] - permuted).abs().max() > 1e-4
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. Padding mask
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("video_attends_text", [True, False])
+def test_padded_text_positions_change_nothing_else(video_attends_text):
+    model = build_tiny_univigu(video_attends_text=video_attends_text)
+    inputs = make_inputs(text_length=7)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0]])
+    garbage = torch.randint(0, TEXT_VOCAB_SIZE, (2, 7), generator=torch.Generator().manual_seed(9))
+    other_ids = torch.where(mask.bool(), inputs["text_ids"], garbage)
+    with torch.no_grad():
+        a = model(**inputs, text_attention_mask=mask)
+        b = model(**{**inputs, "text_ids": other_ids}, text_attention_mask=mask.bool())
+        # Dropping the padding altogether gives the same outputs for the real tokens of sample 0.
+        short = model(**{k: v[:1] for k, v in inputs.items() if k != "text_ids"}, text_ids=inputs["text_ids"][:1, :4])
+    torch.testing.assert_close(a.video_velocity, b.video_velocity, atol=1e-6, rtol=0)
+    valid = mask.bool()
+    torch.testing.assert_close(a.text_logits[valid], b.text_logits[valid], atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.video_velocity[:1], short.video_velocity, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.text_logits[0, :4], short.text_logits[0], atol=1e-5, rtol=0)
+
+
+def test_all_true_mask_equals_no_mask(tiny_model):
+    inputs = make_inputs()
+    with torch.no_grad():
+        a = tiny_model(**inputs)
+        b = tiny_model(**inputs, text_attention_mask=torch.ones(2, 5, dtype=torch.long))
+    torch.testing.assert_close(a.text_logits, b.text_logits, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. Saving / loading
+# ---------------------------------------------------------------------------------------------------------------------
+def test_save_pretrained_automodel_round_trip_is_bit_exact(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["config.json", "model.safetensors"]
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), UniViGUConfig)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, UniViGUModel)
+    original, reloaded = tiny_model.state_dict(), loaded.state_dict()
+    assert set(original) == set(reloaded)
+    for key in original:
+        assert torch.equal(original[key], reloaded[key]), key
+    assert torch.equal(tiny_model.rope.freqs_cos, loaded.rope.freqs_cos)
+    # mmap'ed safetensors can be unaligned: cloning makes the CPU kernels take the same path.
+    for parameter in loaded.parameters():
+        parameter.data = parameter.data.clone()
+    inputs = make_inputs()
+    with torch.no_grad():
+        a, b = tiny_model(**inputs), loaded(**inputs)
+    assert torch.equal(a.video_velocity, b.video_velocity)
+    assert torch.equal(a.text_logits, b.text_logits)
+
+
+def test_from_config_initialisation_is_finite_and_official():
+    config = UniViGUConfig(**tiny_wan_config(), text_vocab_size=32)
+    model = AutoModel.from_config(config)
+    assert isinstance(model, UniViGUModel)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.isfinite(model.rope.freqs_cos).all()
+    assert torch.count_nonzero(model.text_proj_out.weight) == 0
+    assert 0.8 < model.text_embedding.weight.std() < 1.2
+    with torch.no_grad():
+        out = model(**make_inputs(vocab=32))
+    assert torch.isfinite(out.video_velocity).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 7. Gradient checkpointing, dtypes, attention backends, device_map
+# ---------------------------------------------------------------------------------------------------------------------
+def test_gradient_checkpointing_gives_same_gradients():
+    inputs = make_inputs()
+    grads = []
+    for checkpointing in (False, True):
+        model = build_tiny_univigu().train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            assert model.is_activation_checkpointing
+        out = model(**inputs)
+        loss = out.video_velocity.square().mean() + out.text_logits.logsumexp(-1).mean()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert set(grads[0]) == set(grads[1])
+    assert any(is_text_parameter(n) for n in grads[0]) and "blocks.0.ffn.net.2.weight" in grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_bf16_loading_keeps_fp32_modules_and_matches_diffusers(tmp_path):
+    wan = build_tiny_wan(seed=5)
+    wan.save_pretrained(tmp_path / "wan")
+    model = UniViGUModel.from_wan(tmp_path / "wan", text_vocab_size=TEXT_VOCAB_SIZE)
+    model.save_pretrained(tmp_path / "uni")
+    ours = AutoModel.from_pretrained(tmp_path / "uni", dtype=torch.bfloat16)
+    reference = WanTransformer3DModel.from_pretrained(tmp_path / "wan", torch_dtype=torch.bfloat16)
+    dtypes = {name: p.dtype for name, p in ours.named_parameters()}
+    assert dtypes["blocks.0.attn1.to_q.weight"] == torch.bfloat16
+    assert dtypes["blocks.0.text_ffn.net.0.proj.weight"] == torch.bfloat16
+    for name in ("scale_shift_table", "blocks.0.norm2.weight", "text_norm_out.weight", "text_scale_shift_table"):
+        assert dtypes[name] == torch.float32, name
+    assert dtypes["text_time_embedding.time_embedder.linear_1.weight"] == torch.float32
+    assert dtypes["text_time_embedding.time_proj.weight"] == torch.bfloat16
+    for name, parameter in reference.named_parameters():
+        assert dtypes[name] == parameter.dtype, name
+    inputs = make_inputs()
+    latents, context = inputs["video_latents"].bfloat16(), inputs["encoder_hidden_states"].bfloat16()
+    with torch.no_grad():
+        expected = reference(latents, inputs["video_timestep"], context).sample
+        got = ours(video_latents=latents, video_timestep=inputs["video_timestep"], encoder_hidden_states=context)
+        joint = ours(**{**inputs, "video_latents": latents, "encoder_hidden_states": context})
+    assert got.video_velocity.dtype == torch.bfloat16
+    torch.testing.assert_close(got.video_velocity, expected, atol=1e-2, rtol=0)
+    assert joint.text_logits.dtype == torch.bfloat16 and torch.isfinite(joint.text_logits.float()).all()
+
+
+def test_native_attention_backend_selection(tiny_model):
+    inputs = make_inputs()
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        default = tiny_model(**inputs, text_attention_mask=mask)
+        tiny_model.set_attention_backend("native")
+        assert tiny_model.blocks[0].attn1.processor._attention_backend.value == "native"
+        native = tiny_model(**inputs, text_attention_mask=mask)
+        tiny_model.reset_attention_backend()
+    torch.testing.assert_close(default.text_logits, native.text_logits, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="backend"):
+        tiny_model.set_attention_backend("not-a-backend")
+
+
+def test_device_map_and_low_cpu_mem_usage_loading(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, device_map="cpu")
+    assert {p.device.type for p in loaded.parameters()} == {"cpu"}
+    inputs = make_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).text_logits, tiny_model(**inputs).text_logits, atol=1e-5, rtol=0)
+    assert UniViGUModel._no_split_modules == ["UniViGUTransformerBlock"]
+
+
+def test_return_dict_false_and_output_type(tiny_model):
+    inputs = make_inputs()
+    with torch.no_grad():
+        as_tuple = tiny_model(**inputs, return_dict=False)
+        as_output = tiny_model(**inputs)
+    assert isinstance(as_output, UniViGUModelOutput)
+    assert torch.equal(as_tuple[0], as_output.video_velocity) and torch.equal(as_tuple[1], as_output.text_logits)
+
+
+def test_scalar_timestep_is_broadcast(tiny_model):
+    inputs = make_inputs()
+    with torch.no_grad():
+        a = tiny_model(**{**inputs, "video_timestep": torch.tensor([300.0, 300.0]), "text_timestep": 0})
+        b = tiny_model(**{**inputs, "video_timestep": torch.tensor(300.0), "text_timestep": torch.zeros(2)})
+    torch.testing.assert_close(a.text_logits, b.text_logits, atol=0, rtol=0)
+
+
+def test_default_condition_is_the_official_zero_context(tiny_model):
+    inputs = make_inputs()
+    del inputs["encoder_hidden_states"]
+    with torch.no_grad():
+        default = tiny_model(**inputs).text_logits
+        zeros = tiny_model(**inputs, encoder_hidden_states=torch.zeros(2, 512, 32)).text_logits
+    torch.testing.assert_close(default, zeros, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 8. Bad input
+# ---------------------------------------------------------------------------------------------------------------------
+def _bad(**changes):
+    inputs = make_inputs()
+    inputs.update(changes)
+    return inputs
+
+
+BAD_INPUTS = [
+    (
+        "no modality",
+        dict(video_latents=None, text_ids=None, video_timestep=None, text_timestep=None),
+        ValueError,
+        "needs video_latents, text_ids",
+    ),
+    ("latent rank", dict(video_latents=torch.randn(2, 16, 4, 6)), ValueError, "video_latents must have shape"),
+    ("latent channels", dict(video_latents=torch.randn(2, 4, 3, 4, 6)), ValueError, "in_channels=16"),
+    (
+        "latent int dtype",
+        dict(video_latents=torch.zeros(2, 16, 3, 4, 6, dtype=torch.long)),
+        TypeError,
+        "video_latents must be a floating-point",
+    ),
+    ("odd height", dict(video_latents=torch.randn(2, 16, 3, 5, 6)), ValueError, "video_latents height \\(5\\)"),
+    ("odd width", dict(video_latents=torch.randn(2, 16, 3, 4, 7)), ValueError, "video_latents width \\(7\\)"),
+    ("missing video timestep", dict(video_timestep=None), ValueError, "video_timestep is required"),
+    ("timestep batch", dict(video_timestep=torch.zeros(3)), ValueError, "video_timestep must have shape \\(2,\\)"),
+    ("text timestep batch", dict(text_timestep=torch.zeros(2, 2)), ValueError, "text_timestep must have shape"),
+    ("timestep type", dict(text_timestep="0"), TypeError, "text_timestep must be a torch.Tensor"),
+    ("missing text timestep", dict(text_timestep=None), ValueError, "text_timestep is required"),
+    (
+        "ids out of vocab",
+        dict(text_ids=torch.full((2, 5), TEXT_VOCAB_SIZE)),
+        ValueError,
+        f"text_ids must be token ids in \\[0, text_vocab_size={TEXT_VOCAB_SIZE}\\), found {TEXT_VOCAB_SIZE}",
+    ),
+    ("negative ids", dict(text_ids=torch.full((2, 5), -1)), ValueError, "found -1"),
+    ("float ids", dict(text_ids=torch.zeros(2, 5)), TypeError, "text_ids must be an integer"),
+    ("ids rank", dict(text_ids=torch.zeros(2, 5, 1, dtype=torch.long)), ValueError, "text_ids must have shape"),
+    (
+        "batch mismatch",
+        dict(text_ids=torch.zeros(3, 5, dtype=torch.long), text_timestep=torch.zeros(3)),
+        ValueError,
+        "same batch size",
+    ),
+    ("mask shape", dict(text_attention_mask=torch.ones(2, 4)), ValueError, "text_attention_mask must have the shape"),
+    ("mask type", dict(text_attention_mask=[[1] * 5] * 2), TypeError, "text_attention_mask must be a torch.Tensor"),
+    (
+        "context width",
+        dict(encoder_hidden_states=torch.randn(2, 7, 31)),
+        ValueError,
+        "encoder_hidden_states must have shape \\(batch=2, sequence, text_dim=32\\)",
+    ),
+    ("context batch", dict(encoder_hidden_states=torch.randn(1, 7, 32)), ValueError, "encoder_hidden_states"),
+    ("timestep without video", dict(video_latents=None), ValueError, "video_timestep was given without video_latents"),
+]
+
+
+@pytest.mark.parametrize("name,changes,error,message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_a_clear_error(tiny_model, name, changes, error, message):
+    with pytest.raises(error, match=message):
+        tiny_model(**_bad(**changes))
+
+
+def test_fully_masked_text_without_video_is_refused(tiny_model):
+    inputs = make_inputs()
+    with pytest.raises(ValueError, match="masks every text token"):
+        tiny_model(
+            text_ids=inputs["text_ids"],
+            text_timestep=inputs["text_timestep"],
+            text_attention_mask=torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]),
+        )
