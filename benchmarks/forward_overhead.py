@@ -7,11 +7,11 @@ CPU by default; pass --device cuda on a GPU.
 """
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
+from _report import emit
 from diffusers import WanTransformer3DModel
 
 from univigu_hf import UniViGUModel
@@ -67,11 +67,7 @@ def main() -> None:
         "video_only_over_wan": round(video_s / wan_s, 3),
         "joint_over_wan": round(joint_s / wan_s, 3),
     }
-    text_out = json.dumps(results, indent=2)
-    print(text_out)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text_out + "\n")
+    emit(results, args.output)
 
 
 if __name__ == "__main__":

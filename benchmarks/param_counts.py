@@ -4,10 +4,10 @@ python benchmarks/param_counts.py --output benchmarks/results/param_counts.json
 """
 
 import argparse
-import json
 import time
 
 import torch
+from _report import emit
 from diffusers import WanTransformer3DModel
 
 from univigu_hf import UniViGUConfig, UniViGUModel
@@ -56,11 +56,7 @@ def main() -> None:
             results[label] = count(UniViGUModel(config))
             results[label]["added_over_wan"] = results[label]["total"] - results["wan2.1_t2v_1.3b"]["total"]
     results["seconds"] = round(time.perf_counter() - start, 2)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    emit(results, args.output)
 
 
 if __name__ == "__main__":
