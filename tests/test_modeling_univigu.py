@@ -405,3 +405,52 @@ def test_fully_masked_text_without_video_is_refused(tiny_model):
             text_timestep=inputs["text_timestep"],
             text_attention_mask=torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]),
         )
+
+
+def test_low_cpu_mem_usage_loading(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, low_cpu_mem_usage=True)
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+    assert torch.equal(loaded.text_proj_out.weight, tiny_model.text_proj_out.weight)
+
+
+def test_peft_lora_adapters_save_reload_and_merge(tmp_path, tiny_model):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    tiny_model.save_pretrained(tmp_path / "base")
+    inputs = make_inputs()
+    with torch.no_grad():
+        base = tiny_model(**inputs).text_logits
+    lora = LoraConfig(
+        r=4, target_modules=["to_q", "to_k", "to_v"], modules_to_save=["text_proj_out"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(tiny_model, lora)
+    with torch.no_grad():
+        adapted = peft_model(**inputs).text_logits
+    assert (adapted - base).abs().max() > 1e-3
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+    reloaded = PeftModel.from_pretrained(AutoModel.from_pretrained(tmp_path / "base"), tmp_path / "adapter")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).text_logits, adapted, atol=0, rtol=0)
+    merged = reloaded.merge_and_unload()
+    assert isinstance(merged, UniViGUModel)
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**inputs).text_logits, adapted, atol=1e-4, rtol=0)
+
+
+def test_transformers_add_adapter_and_disable(tmp_path, tiny_model):
+    from peft import LoraConfig
+
+    inputs = make_inputs()
+    with torch.no_grad():
+        base = tiny_model(**inputs).text_logits
+    tiny_model.add_adapter(LoraConfig(r=4, target_modules=["to_q"], init_lora_weights=False))
+    with torch.no_grad():
+        adapted = tiny_model(**inputs).text_logits
+    tiny_model.disable_adapters()
+    with torch.no_grad():
+        disabled = tiny_model(**inputs).text_logits
+    assert (adapted - base).abs().max() > 1e-3
+    assert torch.equal(disabled, base)
