@@ -8,9 +8,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from diffusers import WanTransformer3DModel  # noqa: E402
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel  # noqa: E402
+from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel  # noqa: E402
 
-from univigu_hf import UniViGUModel  # noqa: E402
+from univigu_hf import UniViGUModel, UniViGUPipeline  # noqa: E402
 
 
 TEXT_VOCAB_SIZE = 64
@@ -72,3 +74,84 @@ def tiny_wan():
 @pytest.fixture
 def tiny_model():
     return build_tiny_univigu()
+
+
+# ----- tiny pipeline components --------------------------------------------------------------------------------------
+WORDS = (
+    "a the small large red green blue yellow circle square triangle moving left right up down on black gray "
+    "background slowly quickly from top bottom center it starts"
+).split()
+# Tiny video size: multiples of VAE factor 8 x patch 2, 4k+1 frames.
+TINY_VIDEO = {"height": 16, "width": 16, "num_frames": 5}
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A T5-like word-level tokenizer: <pad>=0, </s>=1 appended to every sequence, <unk>=2."""
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
+
+
+def build_tiny_text_encoder(seed: int = 0) -> UMT5EncoderModel:
+    torch.manual_seed(seed)
+    config = UMT5Config(
+        vocab_size=len(WORDS) + 3,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+    )
+    return UMT5EncoderModel(config).eval()
+
+
+def build_tiny_vae(seed: int = 0) -> AutoencoderKLWan:
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    ).eval()
+
+
+def build_tiny_pipelines(seed: int = 0, shift: float = 3.0, **pipeline_kwargs):
+    """A tiny UniViGUPipeline and the diffusers WanPipeline it was grown from (shared VAE/encoder/tokenizer)."""
+    tokenizer = build_tiny_tokenizer()
+    wan = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=build_tiny_text_encoder(seed),
+        vae=build_tiny_vae(seed),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
+        transformer=build_tiny_wan(seed),
+    )
+    defaults = dict(
+        default_height=16,
+        default_width=16,
+        default_num_frames=5,
+        default_num_inference_steps=4,
+        default_guidance_scale=5.0,
+        max_text_length=12,
+    )
+    defaults.update(pipeline_kwargs)
+    unified = UniViGUPipeline.from_wan(wan, **defaults)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # a non-zero text head, so captions are not all the same token
+        head = unified.transformer.text_proj_out
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
+        head.bias.copy_(torch.randn(head.bias.shape, generator=generator))
+    for pipe in (wan, unified):
+        pipe.set_progress_bar_config(disable=True)
+    return unified, wan
+
+
+@pytest.fixture
+def tiny_pipelines():
+    return build_tiny_pipelines()
+
+
+@pytest.fixture
+def tiny_pipe(tiny_pipelines):
+    return tiny_pipelines[0]

@@ -4,12 +4,15 @@ Importing the package registers `UniViGUConfig`/`UniViGUModel` with transformers
 package with diffusers' pipeline loader.
 """
 
+from diffusers import SchedulerMixin  # noqa: F401  (diffusers' loader looks these base classes up here)
 from diffusers.pipelines import pipeline_loading_utils
-from transformers import AutoConfig, AutoModel, PreTrainedModel  # noqa: F401  (diffusers looks PreTrainedModel up here)
+from transformers import AutoConfig, AutoModel, PreTrainedModel  # noqa: F401
 
 from .configuration_univigu import UniViGUConfig
 from .convert import convert_official_checkpoint
 from .modeling_univigu import UniViGUModel, UniViGUModelOutput
+from .pipeline_univigu import UniViGUPipeline, UniViGUPipelineOutput
+from .pipelines import TextToVideoPipeline, TextToVideoTextPipeline, VideoToTextPipeline
 from .scheduling_uniflow import UniFlowScheduler
 
 
@@ -33,5 +36,8 @@ __all__ = [
     "UniViGUConfig",
     "UniViGUModel",
     "UniViGUModelOutput",
+    "UniViGUPipeline",
+    "UniViGUPipelineOutput",
     "convert_official_checkpoint",
 ]
+__all__ += ["TextToVideoPipeline", "TextToVideoTextPipeline", "VideoToTextPipeline"]

@@ -1,19 +1,35 @@
 """The `univigu` command.
 
+    univigu generate --prompt "..." --output out.mp4   text -> video (mp4 or gif)
+    univigu caption VIDEO [VIDEO ...]                  video -> text
+    univigu joint --prompt "..." --output out.mp4      text -> video + caption
     univigu convert --checkpoint X.pth --wan-config DIR --output DIR   official checkpoint -> safetensors
-    univigu demo                                                        the foundation demo (see `demo --help`)
+    univigu demo                                       the foundation demo (see `demo --help`)
 
-Text-to-video, captioning and joint generation commands arrive with the pipeline (`UniViGUPipeline`).
+`generate`, `caption` and `joint` run `UniViGUPipeline.generate_video` / `caption` / `generate_joint` on a saved
+pipeline (`--model`: a folder or a Hub repo id; see docs/pipelines.md).
 """
 
 import argparse
+import contextlib
 import json
+import os
+import random
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import torch
+from diffusers.utils import logging
 
 from . import __version__
+
+
+logger = logging.get_logger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".gif")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -83,13 +99,320 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report["prior_preservation_max_abs_diff"] <= 1e-5 else 1
 
 
+class CLIError(Exception):
+    """A user error: `main` prints `univigu <command>: error: <message>` on stderr and returns 2 (no traceback)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# generate / caption / joint
+# --------------------------------------------------------------------------------------------------------------------
+def _check_output(path: str) -> str:
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in VIDEO_EXTENSIONS:
+        raise CLIError(
+            f"--output must end in {' or '.join(VIDEO_EXTENSIONS)} (the format follows the extension), got {path!r}"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CLIError(f"the folder of --output does not exist: {parent!r}")
+    return path
+
+
+def _check_positive(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise CLIError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def _resolve_model(model: str | None) -> str:
+    if model is None:
+        import univigu_hf
+
+        model = getattr(univigu_hf, "DEFAULT_MODEL", None)
+        if model is None:
+            raise CLIError("no default model is bundled with this version; pass --model FOLDER_OR_REPO_ID")
+    return model
+
+
+def _looks_local(model: str) -> bool:
+    return os.path.isabs(model) or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def _load_pipeline(args: argparse.Namespace):
+    """Loads the `UniViGUPipeline` named by `--model` on `--device` in `--dtype`."""
+    from .pipeline_univigu import UniViGUPipeline
+
+    model = _resolve_model(args.model)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise CLIError(f"--device: not a torch device: {args.device!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {args.device} was asked for but CUDA is not available")
+    path = os.path.expanduser(model)
+    if _looks_local(model) and not os.path.exists(path):
+        raise CLIError(f"model folder not found: {model!r} (pass a saved UniViGUPipeline folder or a Hub repo id)")
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "model_index.json")):
+        raise CLIError(f"{model!r} is not a saved UniViGUPipeline folder (it has no model_index.json)")
+    logger.info(f"Loading the UniViGUPipeline from {model!r} ({args.dtype}, {device})")
+    try:
+        pipe = UniViGUPipeline.from_pretrained(path if os.path.isdir(path) else model, dtype=DTYPES[args.dtype])
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise CLIError(f"could not load the model {model!r}: {_first_line(error)}") from error
+    try:
+        pipe.to(device)
+    except (RuntimeError, AssertionError) as error:  # e.g. a GPU index that does not exist
+        raise CLIError(f"could not move the model to --device {args.device}: {_first_line(error)}") from error
+    pipe.set_progress_bar_config(disable=args.quiet)
+    return pipe
+
+
+@contextlib.contextmanager
+def _quiet_libraries(quiet: bool) -> Iterator[None]:
+    """With `quiet`, silences diffusers'/transformers' progress bars and warnings for the duration (then restores)."""
+    if not quiet:
+        yield
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = (diffusers_logging, transformers_logging)
+    saved = [(library.get_verbosity(), library.is_progress_bar_enabled()) for library in libraries]
+    try:
+        for library in libraries:
+            library.disable_progress_bar()
+            library.set_verbosity_error()
+        yield
+    finally:
+        for library, (verbosity, progress) in zip(libraries, saved):
+            library.set_verbosity(verbosity)
+            if progress:
+                library.enable_progress_bar()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _generator(seed: int) -> torch.Generator:
+    # A CPU generator: the same seed gives the same noise on every device.
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def _size_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("height", "width", "num_frames")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _fps(fps: float | None, pipe) -> int | float:
+    fps = pipe.config.default_fps if fps is None else fps
+    return int(fps) if float(fps).is_integer() else fps
+
+
+def _write_video(frames, path: str, fps: float) -> None:
+    """Writes `(frames, height, width, 3)` floats in [0, 1] as mp4 (h264) or gif, by extension."""
+    import numpy as np
+
+    try:
+        if path.lower().endswith(".gif"):
+            import imageio
+
+            uint8 = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+            imageio.mimsave(path, list(uint8), duration=1000.0 / fps, loop=0)
+        else:
+            from diffusers.utils import export_to_video
+
+            export_to_video(list(np.clip(frames, 0.0, 1.0).astype(np.float32)), path, fps=fps)
+    except OSError as error:
+        raise CLIError(f"could not write {path!r}: {_first_line(error)}") from error
+
+
+def _run_pipeline(method, **kwargs):
+    try:
+        return method(**kwargs)
+    except (ValueError, TypeError) as error:  # the pipeline's own argument checks
+        raise CLIError(" ".join(str(error).split())) from error
+
+
+def _emit(args: argparse.Namespace, report: dict[str, Any], lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """`univigu generate`: text -> video file."""
+    _check_output(args.output)
+    _check_positive(args, ("steps", "height", "width", "num_frames", "fps"))
+    pipe = _load_pipeline(args)
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    start = time.perf_counter()
+    frames = _run_pipeline(
+        pipe.generate_video,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        generator=_generator(seed),
+        output_type="np",
+        **_size_kwargs(args),
+    ).frames[0]
+    seconds = time.perf_counter() - start
+    fps = _fps(args.fps, pipe)
+    _write_video(frames, args.output, fps)
+    num_frames, height, width = frames.shape[:3]
+    report = {
+        "task": "generate",
+        "output": args.output,
+        "text": None,
+        "prompt": args.prompt,
+        "seed": seed,
+        "num_frames": int(num_frames),
+        "height": int(height),
+        "width": int(width),
+        "fps": fps,
+        "seconds": round(seconds, 3),
+    }
+    _emit(args, report, [f"Saved {num_frames} frames ({width}x{height}, {fps} fps, seed {seed}) to {args.output}"])
+    return 0
+
+
+def _caption(args: argparse.Namespace) -> int:
+    """`univigu caption`: video files -> captions."""
+    from .pipeline_univigu import _load_video_file
+
+    _check_positive(args, ("steps", "height", "width", "num_frames", "max_text_length"))
+    videos = []
+    for path in args.videos:
+        try:
+            videos.append(_load_video_file(path))
+        except FileNotFoundError as error:
+            raise CLIError(f"video file not found: {path!r}") from error
+        except ValueError as error:
+            cause = error.__cause__ if error.__cause__ is not None else error
+            raise CLIError(f"could not read {path!r} as a video ({_first_line(cause)})") from error
+    pipe = _load_pipeline(args)
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    start = time.perf_counter()
+    # One generator per video: a video gets the same caption alone or with others.
+    texts = _run_pipeline(
+        pipe.caption,
+        video=videos,
+        prompt=args.prompt,
+        max_text_length=args.max_text_length,
+        num_inference_steps=args.steps,
+        generator=[_generator(seed) for _ in videos],
+        **_size_kwargs(args),
+    ).text
+    seconds = time.perf_counter() - start
+    report = {
+        "task": "caption",
+        "videos": list(args.videos),
+        "text": texts,
+        "seed": seed,
+        "seconds": round(seconds, 3),
+    }
+    if len(texts) == 1:
+        lines = texts
+    else:
+        lines = [f"{path}: {text}" for path, text in zip(args.videos, texts)]
+    _emit(args, report, lines)
+    return 0
+
+
+def _joint(args: argparse.Namespace) -> int:
+    """`univigu joint`: text -> video file + caption."""
+    _check_output(args.output)
+    _check_positive(args, ("steps", "height", "width", "num_frames", "fps", "max_text_length"))
+    pipe = _load_pipeline(args)
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    start = time.perf_counter()
+    output = _run_pipeline(
+        pipe.generate_joint,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        max_text_length=args.max_text_length,
+        generator=_generator(seed),
+        output_type="np",
+        **_size_kwargs(args),
+    )
+    seconds = time.perf_counter() - start
+    frames, text = output.frames[0], output.text[0]
+    fps = _fps(args.fps, pipe)
+    _write_video(frames, args.output, fps)
+    num_frames, height, width = frames.shape[:3]
+    report = {
+        "task": "joint",
+        "output": args.output,
+        "text": text,
+        "prompt": args.prompt,
+        "seed": seed,
+        "num_frames": int(num_frames),
+        "height": int(height),
+        "width": int(width),
+        "fps": fps,
+        "seconds": round(seconds, 3),
+    }
+    lines = [text, f"Saved {num_frames} frames ({width}x{height}, {fps} fps, seed {seed}) to {args.output}"]
+    _emit(args, report, lines)
+    return 0
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser, video_output: bool, text_output: bool) -> None:
+    parser.add_argument(
+        "--model",
+        help="saved UniViGUPipeline folder or Hub repo id (default: the bundled model, when there is one)",
+    )
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the pipeline config's)")
+    parser.add_argument("--seed", type=int, help="random seed (default: a random one, reported in the output)")
+    if video_output:
+        parser.add_argument("--guidance-scale", type=float, help="video CFG scale (default: the pipeline config's)")
+        parser.add_argument("--negative-prompt", help="negative prompt for CFG (default: empty)")
+    parser.add_argument("--height", type=int, help="video height (multiple of 16; default: the config's)")
+    parser.add_argument("--width", type=int, help="video width (multiple of 16; default: the config's)")
+    parser.add_argument("--num-frames", type=int, help="frames, 4k+1 (default: the config's / the video's)")
+    if text_output:
+        parser.add_argument("--max-text-length", type=int, help="caption tokens (default: the model config's)")
+    if video_output:
+        parser.add_argument("--fps", type=float, help="frame rate of the written video (default: the config's)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights dtype (default: float32)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or library warnings")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Builds the `univigu` argument parser."""
     parser = argparse.ArgumentParser(
         prog="univigu",
         description="Uni-ViGU on Hugging Face: unified video generation and captioning on Wan2.1.",
     )
     parser.add_argument("--version", action="version", version=f"univigu_hf {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="generate a video from a prompt (mp4 or gif)")
+    generate.add_argument("--prompt", required=True, help="the text prompt")
+    generate.add_argument("--output", required=True, help="video file to write: .mp4 or .gif")
+    _add_common_arguments(generate, video_output=True, text_output=False)
+    generate.set_defaults(handler=_generate)
+
+    caption = commands.add_parser("caption", help="caption one or more video files")
+    caption.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, gif, webm, ...)")
+    caption.add_argument("--prompt", help="optional condition for the captioner (default: none)")
+    _add_common_arguments(caption, video_output=False, text_output=True)
+    caption.set_defaults(handler=_caption)
+
+    joint = commands.add_parser("joint", help="generate a video and its caption together from a prompt")
+    joint.add_argument("--prompt", required=True, help="the text prompt")
+    joint.add_argument("--output", required=True, help="video file to write: .mp4 or .gif")
+    _add_common_arguments(joint, video_output=True, text_output=True)
+    joint.set_defaults(handler=_joint)
 
     convert = commands.add_parser(
         "convert",
@@ -108,7 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `univigu` console script."""
+    """
+    Entry point of the `univigu` console script.
+
+    Args:
+        argv (`list[str]`, *optional*): the arguments (default: `sys.argv[1:]`).
+
+    Returns:
+        `int`: the exit status (0 success, 1 failed demo check, 2 usage / input error).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "convert":
         from .convert import main as convert_main
@@ -123,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("steps", "text_length", "vocab_size"):
             if getattr(args, name) < 1:
                 parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    return args.handler(args)
+    try:
+        with _quiet_libraries(getattr(args, "quiet", False)):
+            return args.handler(args)
+    except CLIError as error:
+        print(f"univigu {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

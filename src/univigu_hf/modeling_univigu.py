@@ -32,6 +32,18 @@ TEXT_PARAMETER_PREFIXES += ("text_proj_out.",)
 _TEXT_FFN_INFIX = ".text_ffn."
 
 
+def realign_cpu_tensors(module: nn.Module) -> nn.Module:
+    """
+    Copies CPU parameters/buffers whose memory is not 64-byte aligned (safetensors mmaps tensors at arbitrary
+    offsets). Unaligned inputs make CPU kernels take another vectorisation path and drift by ~1e-7, so without this
+    a save/load round trip would not reproduce outputs bit for bit.
+    """
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.device.type == "cpu" and tensor.numel() and tensor.data_ptr() % 64:
+            tensor.data = tensor.data.clone()
+    return module
+
+
 def is_text_parameter(name: str) -> bool:
     """Whether a state-dict key belongs to the text branch added on top of Wan (the rest is Wan's video path)."""
     return name.startswith(TEXT_PARAMETER_PREFIXES) or _TEXT_FFN_INFIX in name
@@ -280,6 +292,14 @@ class UniViGUPreTrainedModel(PreTrainedModel):
     # Wan's fp32 modules (diffusers `_keep_in_fp32_modules`) plus the text counterparts; `_strict` makes bf16 too.
     _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "text_norm_out"]
     _keep_in_fp32_modules_strict = _keep_in_fp32_modules
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, plus [`realign_cpu_tensors`] so outputs match the saved model's exactly."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        if isinstance(loaded, tuple):  # output_loading_info=True
+            return (realign_cpu_tensors(loaded[0]), *loaded[1:])
+        return realign_cpu_tensors(loaded)
 
     @property
     def dtype(self) -> torch.dtype:
