@@ -155,3 +155,43 @@ def tiny_pipelines():
 @pytest.fixture
 def tiny_pipe(tiny_pipelines):
     return tiny_pipelines[0]
+
+
+# ----- tiny video dataset (the `datasets` folder convention) -----------------------------------------------------------
+SHAPE_COLORS = {"red": (1.0, 0.1, 0.1), "green": (0.1, 1.0, 0.1), "blue": (0.1, 0.1, 1.0), "yellow": (1.0, 1.0, 0.1)}
+
+
+def build_tiny_video_folder(root, num_videos: int = 6, num_frames: int = 5, size: int = 16, seed: int = 0) -> str:
+    """Writes `num_videos` mp4 clips of a colored square moving left/right and a `metadata.jsonl` with `file_name`,
+    `prompt` and `caption` columns. Returns the folder."""
+    import json
+
+    import numpy as np
+    from diffusers.utils import export_to_video
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(root, exist_ok=True)
+    rows = []
+    colors = list(SHAPE_COLORS)
+    for index in range(num_videos):
+        color = colors[index % len(colors)]
+        direction = "left" if index % 2 else "right"
+        frames = np.zeros((num_frames, size, size, 3), dtype=np.float32)
+        for f in range(num_frames):
+            x = (size // 2 + (f - num_frames // 2) * (-2 if direction == "left" else 2)) % (size - 4)
+            y = int(rng.integers(2, size - 6))
+            frames[f, y : y + 4, x : x + 4] = SHAPE_COLORS[color]
+        name = f"clip_{index:03d}.mp4"
+        export_to_video(list(frames), os.path.join(root, name), fps=8, macro_block_size=1)
+        prompt = f"a small {color} square moving {direction}"
+        caption = f"a small {color} square moving {direction} on a black background from the center"
+        rows.append({"file_name": name, "prompt": prompt, "caption": caption})
+    with open(os.path.join(root, "metadata.jsonl"), "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return str(root)
+
+
+@pytest.fixture
+def tiny_video_folder(tmp_path):
+    return build_tiny_video_folder(tmp_path / "videos")

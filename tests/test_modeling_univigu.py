@@ -356,6 +356,7 @@ BAD_INPUTS = [
     ),
     ("odd height", dict(video_latents=torch.randn(2, 16, 3, 5, 6)), ValueError, "video_latents height \\(5\\)"),
     ("odd width", dict(video_latents=torch.randn(2, 16, 3, 4, 7)), ValueError, "video_latents width \\(7\\)"),
+    ("beyond rope table", dict(video_latents=torch.randn(2, 16, 3, 4, 66)), ValueError, "exceeds rope_max_seq_len=32"),
     ("missing video timestep", dict(video_timestep=None), ValueError, "video_timestep is required"),
     ("timestep batch", dict(video_timestep=torch.zeros(3)), ValueError, "video_timestep must have shape \\(2,\\)"),
     ("text timestep batch", dict(text_timestep=torch.zeros(2, 2)), ValueError, "text_timestep must have shape"),

@@ -244,6 +244,27 @@ def _emit(args: argparse.Namespace, report: dict[str, Any], lines: list[str]) ->
             print(line)
 
 
+def _save_and_report(args, pipe, task: str, frames, text, seed: int, seconds: float) -> None:
+    """Writes the generated video and prints the human or JSON report of a generate/joint run."""
+    fps = _fps(args.fps, pipe)
+    _write_video(frames, args.output, fps)
+    num_frames, height, width = frames.shape[:3]
+    report = {
+        "task": task,
+        "output": args.output,
+        "text": text,
+        "prompt": args.prompt,
+        "seed": seed,
+        "num_frames": int(num_frames),
+        "height": int(height),
+        "width": int(width),
+        "fps": fps,
+        "seconds": round(seconds, 3),
+    }
+    lines = [f"Saved {num_frames} frames ({width}x{height}, {fps} fps, seed {seed}) to {args.output}"]
+    _emit(args, report, lines if text is None else [text, *lines])
+
+
 def _generate(args: argparse.Namespace) -> int:
     """`univigu generate`: text -> video file."""
     _check_output(args.output)
@@ -261,23 +282,7 @@ def _generate(args: argparse.Namespace) -> int:
         output_type="np",
         **_size_kwargs(args),
     ).frames[0]
-    seconds = time.perf_counter() - start
-    fps = _fps(args.fps, pipe)
-    _write_video(frames, args.output, fps)
-    num_frames, height, width = frames.shape[:3]
-    report = {
-        "task": "generate",
-        "output": args.output,
-        "text": None,
-        "prompt": args.prompt,
-        "seed": seed,
-        "num_frames": int(num_frames),
-        "height": int(height),
-        "width": int(width),
-        "fps": fps,
-        "seconds": round(seconds, 3),
-    }
-    _emit(args, report, [f"Saved {num_frames} frames ({width}x{height}, {fps} fps, seed {seed}) to {args.output}"])
+    _save_and_report(args, pipe, "generate", frames, None, seed, time.perf_counter() - start)
     return 0
 
 
@@ -343,24 +348,7 @@ def _joint(args: argparse.Namespace) -> int:
         **_size_kwargs(args),
     )
     seconds = time.perf_counter() - start
-    frames, text = output.frames[0], output.text[0]
-    fps = _fps(args.fps, pipe)
-    _write_video(frames, args.output, fps)
-    num_frames, height, width = frames.shape[:3]
-    report = {
-        "task": "joint",
-        "output": args.output,
-        "text": text,
-        "prompt": args.prompt,
-        "seed": seed,
-        "num_frames": int(num_frames),
-        "height": int(height),
-        "width": int(width),
-        "fps": fps,
-        "seconds": round(seconds, 3),
-    }
-    lines = [text, f"Saved {num_frames} frames ({width}x{height}, {fps} fps, seed {seed}) to {args.output}"]
-    _emit(args, report, lines)
+    _save_and_report(args, pipe, "joint", output.frames[0], output.text[0], seed, seconds)
     return 0
 
 

@@ -455,6 +455,11 @@ class UniViGUModel(UniViGUPreTrainedModel):
                         f"video_latents {axis} ({size}) must be a positive multiple of the patch size {patch} "
                         f"(patch_size={tuple(config.patch_size)}); got shape {tuple(video_latents.shape)}"
                     )
+                if size // patch > config.rope_max_seq_len:
+                    raise ValueError(
+                        f"video_latents {axis} ({size}, {size // patch} patches) exceeds rope_max_seq_len="
+                        f"{config.rope_max_seq_len} positions of the video RoPE; got shape {tuple(video_latents.shape)}"
+                    )
             batch_sizes["video_latents"] = video_latents.shape[0]
             _check_timestep("video_timestep", video_timestep, video_latents.shape[0])
         elif video_timestep is not None:
@@ -686,9 +691,9 @@ class UniViGUModel(UniViGUPreTrainedModel):
             loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
             if subfolder is None:
                 subfolder = _detect_wan_subfolder(os.fspath(wan), loading_kwargs)
-            wan_model = WanTransformer3DModel.from_pretrained(
-                wan, subfolder=subfolder, torch_dtype=torch_dtype, **loading_kwargs
-            )
+            if torch_dtype is not None:
+                loading_kwargs["torch_dtype"] = torch_dtype
+            wan_model = WanTransformer3DModel.from_pretrained(wan, subfolder=subfolder, **loading_kwargs)
             state_dict = wan_model.state_dict()
             wan_config = dict(wan_model.config)
             share = True

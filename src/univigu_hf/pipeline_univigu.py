@@ -155,7 +155,8 @@ class UniViGUPipeline(DiffusionPipeline):
             [`UniViGUPipeline`]
         """
         if isinstance(wan_pipeline_or_path, (str, os.PathLike)):
-            wan = WanPipeline.from_pretrained(wan_pipeline_or_path, torch_dtype=torch_dtype)
+            dtype_kwargs = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+            wan = WanPipeline.from_pretrained(wan_pipeline_or_path, **dtype_kwargs)
         elif isinstance(wan_pipeline_or_path, WanPipeline):
             wan = wan_pipeline_or_path
         else:

@@ -1,0 +1,273 @@
+"""The training entry point behind `examples/train_recall.py` and `examples/train_refine.py`.
+
+Arguments are parsed with TRL's `TrlParser((UniViGUScriptArguments, TrainingArguments, ModelConfig))`: a YAML file
+with `--config`, overridden by command-line flags. Works under `accelerate launch` (DDP, FSDP, DeepSpeed).
+"""
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import DiffusionPipeline
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+from transformers.utils import logging
+from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
+
+from ..pipeline_univigu import UniViGUPipeline
+from .collator import UniViGUDataCollator
+from .data import STAGES, load_video_dataset, prepare_dataset
+from .loss import UniFlowTrainingConfig
+from .trainer import TRAINABLE_CHOICES, UniViGUTrainer, set_trainable
+
+
+logger = logging.get_logger(__name__)
+
+DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+
+
+@dataclass
+class UniViGUScriptArguments(ScriptArguments):
+    """Arguments of the Uni-ViGU training scripts (besides `TrainingArguments` and TRL's `ModelConfig`)."""
+
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "A diffusers Wan2.1 text-to-video pipeline (folder or repo id; grown with UniViGUPipeline.from_wan) "
+            "or a UniViGU pipeline folder/repo id. Falls back to --model_name_or_path."
+        },
+    )
+    trainable: str = field(
+        default="all",
+        metadata={"help": "What trains without --use_peft: 'all' or 'text' (text branch only; video path frozen)."},
+    )
+    video_column: str = field(default="file_name", metadata={"help": "Column with the video paths."})
+    prompt_column: str = field(default="prompt", metadata={"help": "Column with the generation prompts."})
+    caption_column: str = field(default="caption", metadata={"help": "Column with the detailed captions."})
+    text_ffn_dim: int | None = field(
+        default=None, metadata={"help": "Text FFN width when growing from Wan (None: full-size copy)."}
+    )
+    max_text_length: int | None = field(
+        default=None, metadata={"help": "Caption length; None: the model's max_text_length."}
+    )
+    height: int | None = field(default=None, metadata={"help": "Video height (None: the pipeline default)."})
+    width: int | None = field(default=None, metadata={"help": "Video width (None: the pipeline default)."})
+    num_frames: int | None = field(default=None, metadata={"help": "Frames per clip, 4k+1 (None: pipeline default)."})
+    max_sequence_length: int = field(default=512, metadata={"help": "T5 prompt length (Wan: 512)."})
+    prepared_data_dir: str | None = field(
+        default=None, metadata={"help": "Cache of precomputed latents/embeddings (None: <output_dir>/prepared_data)."}
+    )
+    preprocessing_batch_size: int = field(default=4, metadata={"help": "Videos per VAE batch when preparing."})
+    text_loss_weight: float = field(default=1.0, metadata={"help": "lambda in MSE + lambda * CE."})
+    joint_prob: float = field(default=1 / 3, metadata={"help": "Probability of the joint task."})
+    understanding_prob: float = field(default=1 / 3, metadata={"help": "Probability of the understanding task."})
+    generation_prob: float = field(default=1 / 3, metadata={"help": "Probability of the generation task."})
+    condition_dropout_prob: float = field(default=0.1, metadata={"help": "Prompt-condition dropout probability."})
+    condition_dropout_value: str = field(default="empty", metadata={"help": "'empty' prompt embedding or 'zeros'."})
+    understanding_condition: str = field(default="zeros", metadata={"help": "'zeros' or 'prompt'."})
+    video_time_sampling: str = field(
+        default="shifted_uniform", metadata={"help": "'uniform', 'shifted_uniform' or 'logit_normal'."}
+    )
+    video_time_shift: float | None = field(default=None, metadata={"help": "Training shift (None: scheduler shift)."})
+
+    def __post_init__(self):
+        if self.trainable not in TRAINABLE_CHOICES:
+            raise ValueError(f"--trainable must be one of {TRAINABLE_CHOICES}, got {self.trainable!r}")
+
+    def uniflow_config(self, seed: int) -> UniFlowTrainingConfig:
+        return UniFlowTrainingConfig(
+            text_loss_weight=self.text_loss_weight,
+            joint_prob=self.joint_prob,
+            understanding_prob=self.understanding_prob,
+            generation_prob=self.generation_prob,
+            condition_dropout_prob=self.condition_dropout_prob,
+            condition_dropout_value=self.condition_dropout_value,
+            understanding_condition=self.understanding_condition,
+            video_time_sampling=self.video_time_sampling,
+            video_time_shift=self.video_time_shift,
+            seed=seed,
+        )
+
+
+def parse_args(argv: list[str] | None = None):
+    """Parses `--config file.yaml` plus command-line overrides into the three argument dataclasses."""
+    parser = TrlParser((UniViGUScriptArguments, TrainingArguments, ModelConfig))
+    return parser.parse_args_and_config(argv)
+
+
+def load_pipeline_for_training(
+    init_from: str, *, text_ffn_dim: int | None = None, max_text_length: int | None = None, dtype=None
+) -> UniViGUPipeline:
+    """
+    Loads a [`UniViGUPipeline`] to train: a UniViGU pipeline as is, or a diffusers Wan pipeline grown with
+    [`UniViGUPipeline.from_wan`] (fresh text branch).
+    """
+    try:
+        class_name = DiffusionPipeline.load_config(init_from).get("_class_name")
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"--init_from={init_from!r} is not a diffusers pipeline folder or repo id with a model_index.json ({error})"
+        ) from error
+    if class_name == "UniViGUPipeline":
+        pipeline = UniViGUPipeline.from_pretrained(init_from, **({} if dtype is None else {"torch_dtype": dtype}))
+        if text_ffn_dim is not None:
+            logger.warning("--text_ffn_dim is ignored: --init_from is already a UniViGU pipeline")
+        return pipeline
+    if class_name and class_name.startswith("Wan"):
+        kwargs = {} if max_text_length is None else {"max_text_length": max_text_length}
+        return UniViGUPipeline.from_wan(init_from, text_ffn_dim=text_ffn_dim, torch_dtype=dtype, **kwargs)
+    raise ValueError(f"--init_from={init_from!r} holds a {class_name}; expected a WanPipeline or a UniViGUPipeline")
+
+
+def _peft_config(model_args: ModelConfig):
+    if model_args.lora_task_type is not None:
+        # TRL's default "CAUSAL_LM" makes get_peft_model wrap the model as a causal LM and crash on our forward.
+        logger.info(f"Ignoring lora_task_type={model_args.lora_task_type!r}: UniViGU adapters use no task type")
+        model_args.lora_task_type = None
+    if model_args.lora_target_modules is None:
+        model_args.lora_target_modules = DEFAULT_LORA_TARGETS
+    config = get_peft_config(model_args)
+    config.task_type = None
+    return config
+
+
+def run(stage: str, argv: list[str] | None = None) -> dict:
+    """
+    Runs one training stage: Knowledge Recall (`"recall"`: the text target is the prompt) or Capability Refinement
+    (`"refine"`: the detailed caption).
+
+    Args:
+        stage (`str`): `"recall"` or `"refine"`.
+        argv (`list[str]`, *optional*): command-line arguments (default: `sys.argv[1:]`).
+
+    Returns:
+        `dict`: the final training metrics (`train_loss`, the last logged `loss_video`/`loss_text`, ...).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    script_args, training_args, model_args = parse_args(argv)
+    init_from = script_args.init_from or model_args.model_name_or_path
+    if not init_from:
+        raise ValueError("--init_from is required (a Wan2.1 diffusers pipeline or a UniViGU pipeline)")
+    if not script_args.dataset_name:
+        raise ValueError("--dataset_name is required (a datasets name or a folder of videos with metadata.jsonl)")
+    dtype = None if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    pipeline = load_pipeline_for_training(
+        init_from, text_ffn_dim=script_args.text_ffn_dim, max_text_length=script_args.max_text_length, dtype=dtype
+    )
+    max_text_length = script_args.max_text_length or pipeline.transformer.config.max_text_length
+    # The trained pipeline generates at the size it was trained at.
+    sizes = {"default_height": script_args.height, "default_width": script_args.width}
+    sizes["default_num_frames"] = script_args.num_frames
+    pipeline.register_to_config(**{k: v for k, v in sizes.items() if v is not None})
+
+    prepared_dir = script_args.prepared_data_dir or os.path.join(training_args.output_dir, "prepared_data")
+    with training_args.main_process_first(desc="preparing the dataset"):
+        dataset, base_dir = load_video_dataset(
+            script_args.dataset_name,
+            split=script_args.dataset_train_split,
+            dataset_config=script_args.dataset_config,
+            video_column=script_args.video_column,
+            prompt_column=script_args.prompt_column,
+            caption_column=script_args.caption_column,
+            stage=stage,
+        )
+        prepared = prepare_dataset(
+            pipeline,
+            dataset,
+            stage=stage,
+            base_dir=base_dir,
+            video_column=script_args.video_column,
+            prompt_column=script_args.prompt_column,
+            caption_column=script_args.caption_column,
+            max_text_length=max_text_length,
+            height=script_args.height,
+            width=script_args.width,
+            num_frames=script_args.num_frames,
+            max_sequence_length=script_args.max_sequence_length,
+            cache_dir=prepared_dir,
+            batch_size=script_args.preprocessing_batch_size,
+        )
+    with torch.no_grad():
+        null_condition, _ = pipeline.encode_prompt(
+            prompt=[""], do_classifier_free_guidance=False, max_sequence_length=script_args.max_sequence_length
+        )
+
+    model = pipeline.transformer
+    if model_args.use_peft:
+        from peft import get_peft_model
+
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        model = get_peft_model(model, _peft_config(model_args))
+    else:
+        trainable = set_trainable(model, script_args.trainable)
+        logger.info(f"Training {trainable:,} parameters ({script_args.trainable})")
+
+    collator = UniViGUDataCollator(
+        max_text_length=max_text_length,
+        pad_token_id=pipeline.transformer.config.pad_token_id or 0,
+        max_sequence_length=script_args.max_sequence_length,
+    )
+    trainer = UniViGUTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=prepared,
+        data_collator=collator,
+        flow_scheduler=pipeline.scheduler,
+        uniflow_config=script_args.uniflow_config(training_args.seed),
+        null_condition=null_condition,
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume in ("true", "True", "last"):
+        resume = get_last_checkpoint(training_args.output_dir)
+    result = trainer.train(resume_from_checkpoint=resume)
+    save_trained_pipeline(trainer, pipeline, training_args.output_dir, use_peft=model_args.use_peft)
+
+    metrics = dict(result.metrics)
+    for entry in reversed(trainer.state.log_history):
+        if "loss_text" in entry:
+            metrics.update({k: entry[k] for k in ("loss_video", "loss_text") if k in entry})
+            break
+    if trainer.is_world_process_zero():
+        with open(os.path.join(training_args.output_dir, "training_summary.json"), "w", encoding="utf-8") as handle:
+            summary = {"stage": stage, "init_from": init_from, "metrics": metrics, "trainable": script_args.trainable}
+            summary["use_peft"] = bool(model_args.use_peft)
+            summary["num_examples"] = len(prepared)
+            summary["world_size"] = training_args.world_size
+            summary["training_args"] = json.loads(training_args.to_json_string())
+            json.dump(summary, handle, indent=2)
+    return metrics
+
+
+def save_trained_pipeline(trainer: UniViGUTrainer, pipeline: UniViGUPipeline, output_dir: str, use_peft: bool):
+    """
+    Writes the final pipeline directory, loadable with `UniViGUPipeline.from_pretrained(output_dir)`. The transformer
+    goes through `trainer.save_model` (consolidated under FSDP/DeepSpeed); LoRA runs also keep the adapter alone in
+    `output_dir/adapter` and save the merged transformer.
+    """
+    transformer_dir = os.path.join(output_dir, "transformer")
+    if use_peft:
+        trainer.save_model(os.path.join(output_dir, "adapter"))
+        if trainer.is_world_process_zero():
+            merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+            merged.save_pretrained(transformer_dir)
+    else:
+        trainer.save_model(transformer_dir)
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    for folder in (transformer_dir, os.path.join(output_dir, "adapter")):
+        # Trainer pickles its arguments next to the weights; the final directory stays safetensors-only.
+        path = os.path.join(folder, "training_args.bin")
+        if os.path.isfile(path):
+            os.remove(path)
+    for name, component in pipeline.components.items():
+        if name == "transformer" or component is None:
+            continue
+        target = os.path.join(output_dir, name)
+        shutil.rmtree(target, ignore_errors=True)
+        component.save_pretrained(target)
+    pipeline.save_config(output_dir)

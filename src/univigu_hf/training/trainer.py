@@ -1,0 +1,131 @@
+"""`UniViGUTrainer`: `transformers.Trainer` with the unified-flow loss."""
+
+from collections.abc import Callable
+
+import torch
+from transformers import Trainer
+from transformers.utils import logging
+
+from ..modeling_univigu import is_text_parameter
+from ..scheduling_uniflow import UniFlowScheduler
+from .loss import GENERATION, JOINT, UNDERSTANDING, UniFlowTrainingConfig, step_generator, unified_flow_loss
+
+
+logger = logging.get_logger(__name__)
+
+TRAINABLE_CHOICES = ("all", "text")
+
+
+def set_trainable(model: torch.nn.Module, trainable: str) -> int:
+    """
+    Chooses what trains: `"all"` (every parameter) or `"text"` (only the text branch added on top of Wan: text FFN
+    experts, caption embedding and head, text timestep embedder and output table; the video path, including the
+    shared attention, stays frozen bit for bit).
+
+    Args:
+        model: a [`UniViGUModel`].
+        trainable (`str`): `"all"` or `"text"`.
+
+    Returns:
+        `int`: the number of trainable parameters.
+    """
+    if trainable not in TRAINABLE_CHOICES:
+        raise ValueError(f"trainable must be one of {TRAINABLE_CHOICES}, got {trainable!r}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(trainable == "all" or is_text_parameter(name))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class UniViGUTrainer(Trainer):
+    r"""
+    A `transformers.Trainer` that trains a [`UniViGUModel`] (plain, PEFT-wrapped, DDP/FSDP/DeepSpeed through
+    accelerate) with the unified-flow loss, and logs the video and text losses separately (`loss_video`,
+    `loss_text`, plus the observed task mix and condition-dropout rate) next to Trainer's `loss`.
+
+    The noise of every micro-batch comes from [`step_generator`]`(config.seed, global_step, micro_batch, process)`,
+    so `--resume_from_checkpoint` continues exactly: the randomness does not depend on what ran before.
+
+    Args:
+        model: the [`UniViGUModel`] (or a `PeftModel` around it).
+        args (`TrainingArguments`): as for `Trainer`. Dataset columns are never removed (the loss needs
+            `prompt_embeds`/`prompt_ids`, which are not forward arguments).
+        flow_scheduler ([`UniFlowScheduler`]): text noise and time maps (the pipeline's scheduler).
+        uniflow_config ([`UniFlowTrainingConfig`], *optional*): the objective's settings.
+        null_condition (`torch.Tensor`, *optional*): the empty-prompt embedding for condition dropout.
+        **kwargs: the other `Trainer` arguments (`train_dataset`, `data_collator`, `callbacks`, ...).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        args=None,
+        *,
+        flow_scheduler: UniFlowScheduler,
+        uniflow_config: UniFlowTrainingConfig | None = None,
+        null_condition: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        if not isinstance(flow_scheduler, UniFlowScheduler):
+            raise TypeError(f"flow_scheduler must be a UniFlowScheduler, got {type(flow_scheduler).__name__}")
+        super().__init__(model=model, args=args, **kwargs)
+        self.flow_scheduler = flow_scheduler
+        self.uniflow_config = uniflow_config or UniFlowTrainingConfig(seed=self.args.seed)
+        self.null_condition = None if null_condition is None else null_condition.detach()
+        self._micro_batch = (None, 0)
+        self._reset_components()
+
+    # Our collator needs every prepared column.
+    def _remove_unused_columns(self, dataset, description: str | None = None):
+        return dataset
+
+    def _get_collator_with_removed_columns(self, data_collator: Callable, description: str | None = None) -> Callable:
+        return data_collator
+
+    def _reset_components(self):
+        self._components = torch.zeros(6, dtype=torch.float64)  # video, text, joint, understanding, generation, drop
+        self._component_steps = 0
+        self._component_samples = 0
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        inputs.pop("num_truncated", None)
+        step, index = self._micro_batch
+        index = index + 1 if step == self.state.global_step else 0
+        self._micro_batch = (self.state.global_step, index)
+        generator = step_generator(self.uniflow_config.seed, self.state.global_step, index, self.args.process_index)
+        output = unified_flow_loss(
+            model, inputs, self.flow_scheduler, self.uniflow_config, generator, null_condition=self.null_condition
+        )
+        if model.training:
+            tasks = output.tasks
+            self._components += torch.tensor(
+                [
+                    float(output.video_loss),
+                    float(output.text_loss),
+                    float((tasks == JOINT).sum()),
+                    float((tasks == UNDERSTANDING).sum()),
+                    float((tasks == GENERATION).sum()),
+                    float(output.condition_dropped.sum()),
+                ],
+                dtype=torch.float64,
+            )
+            self._component_steps += 1
+            self._component_samples += tasks.numel()
+        return (output.loss, output) if return_outputs else output.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._component_steps:
+            totals = self._components.to(self.args.device, torch.float32)
+            counts = torch.tensor([self._component_steps, self._component_samples], device=self.args.device)
+            if self.args.world_size > 1:
+                totals = self.accelerator.reduce(totals, reduction="sum")
+                counts = self.accelerator.reduce(counts, reduction="sum")
+            steps, samples = max(int(counts[0]), 1), max(int(counts[1]), 1)
+            logs["loss_video"] = round(float(totals[0]) / steps, 6)
+            logs["loss_text"] = round(float(totals[1]) / steps, 6)
+            logs["task_joint"] = round(float(totals[2]) / samples, 4)
+            logs["task_understanding"] = round(float(totals[3]) / samples, 4)
+            logs["task_generation"] = round(float(totals[4]) / samples, 4)
+            logs["condition_dropped"] = round(float(totals[5]) / samples, 4)
+            self._reset_components()
+        super().log(logs, start_time)
