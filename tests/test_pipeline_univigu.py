@@ -277,7 +277,7 @@ def test_load_by_repo_id_from_an_offline_hub_cache(tmp_path, tiny_pipe):
 
 def test_bfloat16_pipeline_runs_every_mode(tmp_path, tiny_pipe):
     tiny_pipe.save_pretrained(tmp_path)
-    pipe = UniViGUPipeline.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+    pipe = UniViGUPipeline.from_pretrained(tmp_path, dtype=torch.bfloat16)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.transformer.dtype == torch.bfloat16
     assert pipe.transformer.scale_shift_table.dtype == torch.float32

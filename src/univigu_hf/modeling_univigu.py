@@ -32,6 +32,15 @@ TEXT_PARAMETER_PREFIXES += ("text_proj_out.",)
 _TEXT_FFN_INFIX = ".text_ffn."
 
 
+def diffusers_dtype_kwargs(dtype: torch.dtype | None) -> dict:
+    """The dtype argument of diffusers' `from_pretrained`: `dtype` where supported (0.42+), else `torch_dtype`."""
+    if dtype is None:
+        return {}
+    from diffusers.utils import deprecation_utils
+
+    return {"dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype": dtype}
+
+
 def realign_cpu_tensors(module: nn.Module) -> nn.Module:
     """
     Copies CPU parameters/buffers whose memory is not 64-byte aligned (safetensors mmaps tensors at arbitrary
@@ -691,8 +700,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
             loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
             if subfolder is None:
                 subfolder = _detect_wan_subfolder(os.fspath(wan), loading_kwargs)
-            if torch_dtype is not None:
-                loading_kwargs["torch_dtype"] = torch_dtype
+            loading_kwargs.update(diffusers_dtype_kwargs(torch_dtype))
             wan_model = WanTransformer3DModel.from_pretrained(wan, subfolder=subfolder, **loading_kwargs)
             state_dict = wan_model.state_dict()
             wan_config = dict(wan_model.config)

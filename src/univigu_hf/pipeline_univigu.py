@@ -17,7 +17,7 @@ from diffusers.utils.loading_utils import load_video
 from diffusers.utils.torch_utils import get_module_execution_device
 from diffusers.video_processor import VideoProcessor
 
-from .modeling_univigu import UniViGUModel, realign_cpu_tensors
+from .modeling_univigu import UniViGUModel, diffusers_dtype_kwargs, realign_cpu_tensors
 from .scheduling_uniflow import UniFlowScheduler
 
 
@@ -155,8 +155,7 @@ class UniViGUPipeline(DiffusionPipeline):
             [`UniViGUPipeline`]
         """
         if isinstance(wan_pipeline_or_path, (str, os.PathLike)):
-            dtype_kwargs = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
-            wan = WanPipeline.from_pretrained(wan_pipeline_or_path, **dtype_kwargs)
+            wan = WanPipeline.from_pretrained(wan_pipeline_or_path, **diffusers_dtype_kwargs(torch_dtype))
         elif isinstance(wan_pipeline_or_path, WanPipeline):
             wan = wan_pipeline_or_path
         else:

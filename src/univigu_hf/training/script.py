@@ -16,6 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from ..modeling_univigu import diffusers_dtype_kwargs
 from ..pipeline_univigu import UniViGUPipeline
 from .collator import UniViGUDataCollator
 from .data import STAGES, load_video_dataset, prepare_dataset
@@ -111,7 +112,7 @@ def load_pipeline_for_training(
             f"--init_from={init_from!r} is not a diffusers pipeline folder or repo id with a model_index.json ({error})"
         ) from error
     if class_name == "UniViGUPipeline":
-        pipeline = UniViGUPipeline.from_pretrained(init_from, **({} if dtype is None else {"torch_dtype": dtype}))
+        pipeline = UniViGUPipeline.from_pretrained(init_from, **diffusers_dtype_kwargs(dtype))
         if text_ffn_dim is not None:
             logger.warning("--text_ffn_dim is ignored: --init_from is already a UniViGU pipeline")
         return pipeline
