@@ -91,9 +91,18 @@ def test_start_positions_keep_the_shape_inside():
 def test_datasets_dataset_and_folder_export(tmp_path):
     dataset = shapes.shapes_dataset(6, seed=5)
     assert len(dataset) == 6
-    assert {"video", "prompt", "caption", "shape", "color", "size", "direction", "background", "speed", "start"} <= set(
-        dataset.column_names
-    )
+    assert {
+        "video",
+        "prompt",
+        "caption",
+        "shape",
+        "color",
+        "size",
+        "direction",
+        "background",
+        "speed",
+        "start",
+    } <= set(dataset.column_names)
     first = next(shapes.generate_clips(1, seed=5))
     video = np.asarray(dataset[0]["video"], dtype=np.uint8)
     assert video.shape == (9, 32, 32, 3)

@@ -35,7 +35,7 @@ START_POSITIONS = ("top left", "top", "top right", "left", "center", "right", "b
 # Rendering constants (fractions of the frame side unless noted). The scorer reads them too.
 PALETTE = {
     "red": (0.9, 0.1, 0.1),
-    "green": (0.1, 0.8, 0.1),
+    "green": (0.1, 0.6, 0.1),  # darker than gray 0.5 in luminance: survives mp4 chroma subsampling
     "blue": (0.15, 0.25, 0.95),
     "yellow": (0.95, 0.9, 0.1),
 }
@@ -103,7 +103,7 @@ def valid_starts(direction: str) -> tuple[str, ...]:
     """Start positions from which a shape moving `direction` stays inside the frame (the far side or the middle)."""
     row_step, column_step = DIRECTION_VECTORS[direction]
     starts = []
-    for (r, row), (c, column) in itertools.product(enumerate(ROWS), enumerate(COLUMNS)):
+    for r, c in itertools.product(range(len(ROWS)), range(len(COLUMNS))):
         if (row_step and r == (2 if row_step > 0 else 0)) or (column_step and c == (2 if column_step > 0 else 0)):
             continue
         starts.append(START_POSITIONS[3 * r + c])
@@ -162,9 +162,7 @@ def _mask(shape: str, half: float, yy: np.ndarray, xx: np.ndarray) -> np.ndarray
     return inside_rows & (np.abs(xx) <= (yy + half) / 2)
 
 
-def render(
-    attributes: ShapeAttributes, rng: np.random.Generator, num_frames: int = 9, size: int = 32
-) -> np.ndarray:
+def render(attributes: ShapeAttributes, rng: np.random.Generator, num_frames: int = 9, size: int = 32) -> np.ndarray:
     """
     Renders one clip.
 
@@ -262,9 +260,7 @@ def shapes_dataset(num_clips: int, seed: int = 0, split: str = "train", num_fram
                 **clip.attributes.to_dict(),
             }
 
-    return datasets.Dataset.from_generator(
-        rows, features=features, gen_kwargs={}, cache_dir=None, keep_in_memory=True
-    )
+    return datasets.Dataset.from_generator(rows, features=features, gen_kwargs={}, cache_dir=None, keep_in_memory=True)
 
 
 def export_folder(
