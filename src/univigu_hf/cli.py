@@ -265,25 +265,32 @@ def _save_and_report(args, pipe, task: str, frames, text, seed: int, seconds: fl
     _emit(args, report, lines if text is None else [text, *lines])
 
 
-def _generate(args: argparse.Namespace) -> int:
-    """`univigu generate`: text -> video file."""
+def _run_generation(args: argparse.Namespace, task: str, method_name: str, **task_kwargs) -> int:
+    """The shared body of `generate` and `joint`: check, load, run seeded and timed, write the video, report."""
     _check_output(args.output)
-    _check_positive(args, ("steps", "height", "width", "num_frames", "fps"))
+    _check_positive(args, ("steps", "height", "width", "num_frames", "fps", *task_kwargs))
     pipe = _load_pipeline(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     start = time.perf_counter()
-    frames = _run_pipeline(
-        pipe.generate_video,
+    output = _run_pipeline(
+        getattr(pipe, method_name),
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         generator=_generator(seed),
         output_type="np",
+        **task_kwargs,
         **_size_kwargs(args),
-    ).frames[0]
-    _save_and_report(args, pipe, "generate", frames, None, seed, time.perf_counter() - start)
+    )
+    text = None if output.text is None else output.text[0]
+    _save_and_report(args, pipe, task, output.frames[0], text, seed, time.perf_counter() - start)
     return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """`univigu generate`: text -> video file."""
+    return _run_generation(args, "generate", "generate_video")
 
 
 def _caption(args: argparse.Namespace) -> int:
@@ -331,25 +338,7 @@ def _caption(args: argparse.Namespace) -> int:
 
 def _joint(args: argparse.Namespace) -> int:
     """`univigu joint`: text -> video file + caption."""
-    _check_output(args.output)
-    _check_positive(args, ("steps", "height", "width", "num_frames", "fps", "max_text_length"))
-    pipe = _load_pipeline(args)
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
-    start = time.perf_counter()
-    output = _run_pipeline(
-        pipe.generate_joint,
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        max_text_length=args.max_text_length,
-        generator=_generator(seed),
-        output_type="np",
-        **_size_kwargs(args),
-    )
-    seconds = time.perf_counter() - start
-    _save_and_report(args, pipe, "joint", output.frames[0], output.text[0], seed, seconds)
-    return 0
+    return _run_generation(args, "joint", "generate_joint", max_text_length=args.max_text_length)
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser, video_output: bool, text_output: bool) -> None:

@@ -723,17 +723,23 @@ class UniViGUModel(UniViGUPreTrainedModel):
 
     @classmethod
     def _from_wan_state_dict(cls, config: UniViGUConfig, wan_state_dict: dict, share: bool) -> "UniViGUModel":
-        expected_wan = {k for k in _meta_state_dict_keys(cls, config) if not is_text_parameter(k)}
+        with torch.device("meta"):
+            model = cls(config)
+        expected_wan = {k for k in model.state_dict() if not is_text_parameter(k)}
         _check_keys("The Wan state dict", expected_wan, wan_state_dict)
         state_dict = {k: (v if share else v.detach().clone()) for k, v in wan_state_dict.items()}
         state_dict.update(_initial_text_parameters(config, state_dict))
-        return cls._from_full_state_dict(config, state_dict)
+        return cls._from_full_state_dict(config, state_dict, meta_model=model)
 
     @classmethod
-    def _from_full_state_dict(cls, config: UniViGUConfig, state_dict: dict) -> "UniViGUModel":
-        """Builds the model on the meta device and adopts the given tensors (no copy); every key must match."""
-        with torch.device("meta"):
-            model = cls(config)
+    def _from_full_state_dict(
+        cls, config: UniViGUConfig, state_dict: dict, meta_model: "UniViGUModel | None" = None
+    ) -> "UniViGUModel":
+        """Builds the model on the meta device (or takes one) and adopts the given tensors (no copy)."""
+        if meta_model is None:
+            with torch.device("meta"):
+                meta_model = cls(config)
+        model = meta_model
         _check_keys("The state dict", set(model.state_dict()), state_dict)
         model.load_state_dict(state_dict, strict=True, assign=True)
         # Non-persistent buffers (the video RoPE tables) are still on meta.
@@ -742,11 +748,6 @@ class UniViGUModel(UniViGUPreTrainedModel):
             device
         )
         return model
-
-
-def _meta_state_dict_keys(cls, config: UniViGUConfig) -> set[str]:
-    with torch.device("meta"):
-        return set(cls(config).state_dict())
 
 
 def _check_keys(what: str, expected: set[str], state_dict: dict) -> None:
