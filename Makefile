@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test lint format demo benchmark clean
+.PHONY: install test lint format demo train-demo eval-demo benchmark clean
 
 install: $(STAMP)
 
@@ -34,6 +34,21 @@ format: install
 
 demo: install
 	$(BIN)/univigu demo
+
+# The embedded default model, end to end (about an hour on a 2-core CPU; see docs/shapes.md).
+SHAPES_RUN ?= runs/shapes_world
+ABLATION_RUN ?= runs/shapes_world_refine_only
+train-demo: install
+	$(BIN)/python examples/shapes_world/train_demo.py --work_dir $(SHAPES_RUN) --install
+
+# Scores the default model on the held-out combinations -> docs/results/shapes.json. The ablation (Capability
+# Refinement alone from the same base, same step budget) is trained first if missing; it needs `make train-demo`'s base.
+eval-demo: install
+	@test -d $(SHAPES_RUN)/base || (echo "eval-demo needs $(SHAPES_RUN)/base: run make train-demo first" && exit 1)
+	test -d $(ABLATION_RUN)/pipeline || $(BIN)/python examples/shapes_world/train_demo.py --work_dir $(ABLATION_RUN) \
+		--skip_recall --base_dir $(SHAPES_RUN)/base --data_dir $(SHAPES_RUN)/data/train
+	$(BIN)/python examples/shapes_world/eval_demo.py --output docs/results/shapes.json \
+		--ablation_model $(ABLATION_RUN)/pipeline
 
 benchmark: install
 	$(BIN)/python benchmarks/param_counts.py --output benchmarks/results/param_counts.json

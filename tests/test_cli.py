@@ -19,8 +19,8 @@ def test_console_script_version(capsys):
     assert "univigu_hf" in capsys.readouterr().out
 
 
-def test_demo_runs_all_modes_and_checks_prior_preservation(capsys):
-    assert main(["demo", "--steps", "3", "--text-length", "6"]) == 0
+def test_foundation_demo_runs_all_modes_and_checks_prior_preservation(capsys):
+    assert main(["demo", "--foundation", "--steps", "3", "--text-length", "6"]) == 0
     out = capsys.readouterr().out
     report = json.loads(out[: out.rindex("}") + 1])
     assert report["prior_preservation_max_abs_diff"] <= 1e-5
@@ -33,6 +33,56 @@ def test_demo_rejects_non_positive_sizes(flag, capsys):
     with pytest.raises(SystemExit):
         main(["demo", flag, "0"])
     assert f"{flag} must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_demo_writes_videos_strips_and_reports(tmp_path, capsys):
+    import re
+
+    from diffusers.utils import load_video
+    from PIL import Image
+
+    from univigu_hf import shapes
+    from univigu_hf.cli import DEMO_JOINT_PROMPTS, DEMO_PROMPTS
+
+    output_dir = tmp_path / "demo"
+    assert main(["demo", "--steps", "2", "--output_dir", str(output_dir), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "%|" not in err  # --quiet
+    assert "held-out" in out and "Video -> text" in out and "caption matches its video" in out
+    assert sum(prompt in shapes.HELD_OUT_PROMPTS for prompt in DEMO_PROMPTS) >= 2
+
+    report = json.loads((output_dir / "report.json").read_text())
+    assert [item["prompt"] for item in report["generate"]] == list(DEMO_PROMPTS)
+    assert [item["prompt"] for item in report["joint"]] == list(DEMO_JOINT_PROMPTS)
+    assert {item["split"] for item in report["generate"]} >= {"train", "held-out"}
+    assert [item["source"] for item in report["caption"]] == ["generated"] * len(DEMO_PROMPTS) + ["sample"]
+    assert report["settings"]["num_inference_steps"] == 2 and report["settings"]["seed"] == 0
+    assert all(isinstance(item["caption"], str) for item in [*report["caption"], *report["joint"]])
+    assert all(set(item["detected"]) == set(item["caption_vs_video"]["matched"]) | set(
+        item["caption_vs_video"]["differing"]) for item in report["joint"])  # fmt: skip
+    assert report["seconds"]["total"] >= report["seconds"]["generate"] > 0
+
+    for item in [*report["generate"], *report["joint"]]:
+        files = item["files"]
+        assert len(load_video(str(output_dir / files["mp4"]))) == 9
+        assert len(load_video(str(output_dir / files["gif"]))) == 9
+        strip = Image.open(output_dir / files["png"])
+        assert strip.size == (4 * (9 * 32 + 8), 4 * 32)  # 9 frames, 1-pixel gaps, upscaled 4x
+    assert len(list(output_dir.glob("*.mp4"))) == len(list(output_dir.glob("*.gif"))) == 6
+    assert len(list(output_dir.glob("*.png"))) == 7  # + the sample video's strip
+
+    markdown = (output_dir / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(images) == 7
+    assert all((output_dir / image).is_file() for image in images)
+    assert "held-out" in markdown and all(prompt in markdown for prompt in DEMO_PROMPTS)
+
+
+def test_demo_rejects_an_output_dir_that_is_a_file(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("")
+    assert main(["demo", "--output_dir", str(path)]) == 2
+    assert "--output_dir exists and is not a folder" in capsys.readouterr().err
 
 
 def test_convert_subcommand_reports_missing_arguments(capsys):

@@ -43,6 +43,25 @@ def test_from_wan_keeps_wan_state_dict_names_and_values(tiny_wan):
     assert ours["proj_out.weight"].data_ptr() != wan["proj_out.weight"].data_ptr()
 
 
+def test_to_wan_round_trips_the_video_path(tiny_wan):
+    model = UniViGUModel.from_wan(tiny_wan, text_vocab_size=TEXT_VOCAB_SIZE)
+    with torch.no_grad():
+        for parameter in model.parameters():  # make sure trained weights, not the original ones, come back
+            parameter.add_(0.01)
+    exported = model.to_wan()
+    assert isinstance(exported, WanTransformer3DModel)
+    assert dict(exported.config) == dict(tiny_wan.config)
+    inputs = make_inputs()
+    with torch.no_grad():
+        expected = model(
+            video_latents=inputs["video_latents"],
+            video_timestep=inputs["video_timestep"],
+            encoder_hidden_states=inputs["encoder_hidden_states"],
+        ).video_velocity
+        actual = exported(inputs["video_latents"], inputs["video_timestep"], inputs["encoder_hidden_states"]).sample
+    torch.testing.assert_close(actual, expected, atol=0, rtol=0)
+
+
 def test_from_wan_text_branch_initialisation(tiny_wan):
     model = UniViGUModel.from_wan(tiny_wan, text_vocab_size=TEXT_VOCAB_SIZE)
     block = model.blocks[0]

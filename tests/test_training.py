@@ -268,8 +268,8 @@ def test_text_only_training_keeps_the_video_path_bit_identical(pipe, null_condit
     for name, parameter in pipe.transformer.named_parameters():
         if not is_text_parameter(name):
             assert torch.equal(parameter, before[name]), name
-    with pytest.raises(ValueError, match="trainable must be one of \\('all', 'text'\\), got 'video'"):
-        set_trainable(pipe.transformer, "video")
+    with pytest.raises(ValueError, match="trainable must be one of \\('all', 'text', 'video'\\), got 'audio'"):
+        set_trainable(pipe.transformer, "audio")
 
 
 def test_trainer_checks_its_scheduler(pipe):

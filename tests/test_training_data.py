@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import build_tiny_pipelines, build_tiny_video_folder
+from univigu_hf import UniViGUPipeline
 from univigu_hf.training.data import (
     PREPARED_COLUMNS,
     STAGES,
@@ -352,6 +353,17 @@ def test_changed_weights_or_video_change_the_key(folder, tmp_path, monkeypatch):
     os.utime(clip, ns=(1, 1))  # a re-encoded / replaced clip
     prepare_dataset(pipe, dataset, **kwargs)
     assert len(calls) == 2 and len(cache_entries(cache_dir)) == 3
+
+
+def test_fingerprint_ignores_the_tokenizers_call_state_but_not_its_vocabulary(tmp_path):
+    pipe = build_tiny_pipelines()[0]
+    fingerprint = pipeline_fingerprint(pipe)
+    pipe.encode_prompt(["a red square"], do_classifier_free_guidance=False, max_sequence_length=16)
+    pipe.save_pretrained(tmp_path / "saved")  # the tokenizer is saved with the padding/truncation of its last call
+    reloaded = UniViGUPipeline.from_pretrained(tmp_path / "saved")
+    assert pipeline_fingerprint(pipe) == fingerprint == pipeline_fingerprint(reloaded)
+    reloaded.tokenizer.add_tokens(["hexagon"])
+    assert pipeline_fingerprint(reloaded) != fingerprint
 
 
 def test_without_cache_dir_uses_the_datasets_map_cache(folder, pipe, monkeypatch):

@@ -111,7 +111,7 @@ def test_resume_from_checkpoint_is_exact(assets, tmp_path):
 @pytest.mark.parametrize(
     "extra,error,message",
     [
-        (["--trainable", "video"], ValueError, "--trainable must be one of \\('all', 'text'\\), got 'video'"),
+        (["--trainable", "audio"], ValueError, "--trainable must be one of \\('all', 'text', 'video'\\), got 'audio'"),
         (["--caption_column", "long_caption"], ValueError, "long_caption"),
         (["--init_from", "/nonexistent/pipeline"], ValueError, "--init_from='/nonexistent/pipeline'"),
     ],
@@ -150,3 +150,18 @@ def test_accelerate_launch_two_cpu_processes(assets, tmp_path):
     transformers_written = [p for p in output.rglob("model.safetensors") if p.parent.name == "transformer"]
     assert transformers_written == [output / "transformer" / "model.safetensors"]  # one model, by the main process
     assert isinstance(UniViGUPipeline.from_pretrained(output).transformer, UniViGUModel)
+
+
+def test_base_stage_trains_only_the_video_path_and_writes_a_wan_pipeline(assets, tmp_path):
+    from diffusers import WanPipeline
+
+    metrics = train("base", assets, tmp_path / "base", "--init_from", str(assets / "wan"), "--trainable", "all")
+    assert metrics["loss_video"] > 0 and metrics["loss_text"] == 0
+    trained = WanPipeline.from_pretrained(tmp_path / "base")
+    original = WanPipeline.from_pretrained(assets / "wan")
+    before, after = original.transformer.state_dict(), trained.transformer.state_dict()
+    assert set(before) == set(after)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    # The result is the base of the next stage.
+    metrics = train("recall", assets, tmp_path / "recall", "--init_from", str(tmp_path / "base"))
+    assert metrics["loss_text"] > 0

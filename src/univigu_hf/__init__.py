@@ -4,6 +4,8 @@ Importing the package registers `UniViGUConfig`/`UniViGUModel` with transformers
 package with diffusers' pipeline loader.
 """
 
+import os
+
 from diffusers import SchedulerMixin  # noqa: F401  (diffusers' loader looks these base classes up here)
 from diffusers.pipelines import pipeline_loading_utils
 from transformers import AutoConfig, AutoModel, PreTrainedModel  # noqa: F401
@@ -17,6 +19,12 @@ from .scheduling_uniflow import UniFlowScheduler
 
 
 __version__ = "0.1.0.dev0"
+
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
+"""The embedded default pipeline (trained on the shapes world, see docs/shapes.md): `UniViGUPipeline.from_pretrained(
+univigu_hf.DEFAULT_MODEL)`; the CLI uses it when no `--model` is given."""
+SAMPLE_VIDEO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "shapes_sample.mp4")
+"""A shapes-world clip of a held-out combination (seed never used in training), to caption in demos."""
 
 AutoConfig.register(UniViGUConfig.model_type, UniViGUConfig, exist_ok=True)
 AutoModel.register(UniViGUConfig, UniViGUModel, exist_ok=True)
@@ -32,6 +40,8 @@ pipeline_loading_utils.LOADABLE_CLASSES.setdefault(
 )
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "SAMPLE_VIDEO",
     "UniFlowScheduler",
     "UniViGUConfig",
     "UniViGUModel",

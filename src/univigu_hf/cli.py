@@ -4,10 +4,14 @@
     univigu caption VIDEO [VIDEO ...]                  video -> text
     univigu joint --prompt "..." --output out.mp4      text -> video + caption
     univigu convert --checkpoint X.pth --wan-config DIR --output DIR   official checkpoint -> safetensors
-    univigu demo                                       the foundation demo (see `demo --help`)
+    univigu demo [--output_dir outputs/demo]           the embedded model in all three tasks, with a report
+    univigu demo --foundation                          the foundation demo on a tiny random model
 
 `generate`, `caption` and `joint` run `UniViGUPipeline.generate_video` / `caption` / `generate_joint` on a saved
-pipeline (`--model`: a folder or a Hub repo id; see docs/pipelines.md).
+pipeline (`--model`: a folder or a Hub repo id; default: the embedded shapes-world model `univigu_hf.DEFAULT_MODEL`;
+see docs/pipelines.md). `demo` runs the three tasks on a few shapes-world prompts (some held out from training),
+reads the generated videos back with the shapes-world detectors and writes the videos (mp4 and gif), PNG frame
+strips, `report.md` and `report.json` (see docs/demo.md).
 """
 
 import argparse
@@ -15,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -30,11 +35,12 @@ logger = logging.get_logger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FOUNDATION_STEPS = 8  # denoising steps per mode of `univigu demo --foundation`
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _foundation_demo(args: argparse.Namespace) -> int:
     """
-    Foundation demo: grows a unified model out of a (tiny, randomly initialised) Wan transformer, proves the video
+    `univigu demo --foundation`: grows a unified model out of a (tiny, randomly initialised) Wan transformer, proves the video
     prior is preserved, and runs the unified flow in all three modes with the real scheduler. The weights are random,
     so the outputs carry no meaning yet; the embedded trained model replaces this demo when it lands.
     """
@@ -62,7 +68,8 @@ def _demo(args: argparse.Namespace) -> int:
         report["prior_preservation_max_abs_diff"] = float((expected - got).abs().max())
 
         start = time.perf_counter()
-        scheduler.set_timesteps(args.steps)
+        steps = args.steps if args.steps is not None else FOUNDATION_STEPS
+        scheduler.set_timesteps(steps)
         video = latents.clone()
         prompt_ids = torch.randint(0, args.vocab_size, (1, args.text_length), generator=generator)
         for t in scheduler.timesteps:
@@ -71,7 +78,7 @@ def _demo(args: argparse.Namespace) -> int:
         report["text_to_video_seconds"] = round(time.perf_counter() - start, 3)
 
         start = time.perf_counter()
-        scheduler.set_timesteps(args.steps, text_time_schedule="uniform")
+        scheduler.set_timesteps(steps, text_time_schedule="uniform")
         text = scheduler.sample_text_source((1, args.text_length), generator=generator)
         for t_text in scheduler.text_times[:-1]:
             timestep = scheduler.text_time_to_timestep(t_text)[None]
@@ -81,7 +88,7 @@ def _demo(args: argparse.Namespace) -> int:
         report["captioning_seconds"] = round(time.perf_counter() - start, 3)
 
         start = time.perf_counter()
-        scheduler.set_timesteps(args.steps, text_time_schedule="video")
+        scheduler.set_timesteps(steps, text_time_schedule="video")
         video = torch.randn(1, 16, 3, 8, 8, generator=generator)
         text = scheduler.sample_text_source((1, args.text_length), generator=generator)
         for t, t_text in zip(scheduler.timesteps, scheduler.text_times[:-1]):
@@ -94,7 +101,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2))
     print(
         "Foundation demo OK: the unified model reproduces its Wan base and runs text->video, video->text and joint "
-        "flows (random weights; the trained embedded model comes with the shapes-world release)."
+        "flows (random weights; `univigu demo` without --foundation runs the trained embedded model)."
     )
     return 0 if report["prior_preservation_max_abs_diff"] <= 1e-5 else 1
 
@@ -341,6 +348,379 @@ def _joint(args: argparse.Namespace) -> int:
     return _run_generation(args, "joint", "generate_joint", max_text_length=args.max_text_length)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------------------------------
+DEMO_PROMPTS = (
+    "a large blue circle moving down",
+    "a small yellow triangle moving right",
+    "a large red square moving right",  # held out; the combination of the shipped SAMPLE_VIDEO
+    "a large green triangle moving left",  # held out
+)
+"""Text -> video prompts of `univigu demo` (two seen in training, two of `shapes.HELD_OUT_PROMPTS`)."""
+DEMO_JOINT_PROMPTS = ("a small green square moving up", "a small blue triangle moving up")
+"""Joint generation prompts of `univigu demo` (one seen in training, one held out)."""
+STRIP_SCALE = 4  # frame strips: nearest-neighbour upscaling factor
+STRIP_GAP = 1  # white pixels between frames (before upscaling)
+
+
+def _split(prompt: str) -> str:
+    from .shapes import HELD_OUT_PROMPTS, TRAIN_PROMPTS
+
+    if prompt in HELD_OUT_PROMPTS:
+        return "held-out"
+    return "train" if prompt in TRAIN_PROMPTS else "other"
+
+
+def _slug(text: str) -> str:
+    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:60]
+
+
+def _describe(detected: dict[str, str]) -> str:
+    """The detectors' reading as a sentence (the wording of the world's first caption template)."""
+    from .shapes_scoring import UNKNOWN
+
+    if detected["shape"] == UNKNOWN:
+        return f"no shape found (on a {detected['background']} background)"
+    motion = (
+        "not moving" if detected["direction"] == UNKNOWN else f"moving {detected['direction']} {detected['speed']}"
+    )
+    return (
+        f"a {detected['size']} {detected['color']} {detected['shape']} {motion} on a {detected['background']} "
+        f"background, starting from the {detected['start']}"
+    )
+
+
+def _compare(stated: dict[str, str | None], detected: dict[str, str], names: tuple[str, ...]) -> dict[str, Any]:
+    """Which attributes a prompt or caption (`stated`, from `parse_caption`) gets right about a video (`detected`)."""
+    matched = [name for name in names if stated.get(name) == detected[name]]
+    return {
+        "matched": matched,
+        "differing": {
+            name: {"stated": stated.get(name), "detected": detected[name]} for name in names if name not in matched
+        },
+        "score": f"{len(matched)}/{len(names)}",
+        "all_match": len(matched) == len(names),
+    }
+
+
+def _describe_comparison(comparison: dict[str, Any], detailed: bool = False) -> str:
+    """`"2/7: shape, color"` (the attributes that match), or with `detailed` the differing ones with both values."""
+    if not detailed:
+        return comparison["score"] + (": " + ", ".join(comparison["matched"]) if comparison["matched"] else "")
+    differing = ", ".join(
+        f"{name} ({values['stated'] or 'not stated'} vs {values['detected']})"
+        for name, values in comparison["differing"].items()
+    )
+    return comparison["score"] + (f"; differs on {differing}" if differing else "")
+
+
+def _write_strip(frames, path: str) -> None:
+    """Writes `(frames, height, width, 3)` floats in [0, 1] as one PNG: frames left to right, upscaled (nearest)."""
+    import numpy as np
+    from PIL import Image
+
+    uint8 = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    num_frames, height, width, _ = uint8.shape
+    strip = np.full((height, num_frames * (width + STRIP_GAP) - STRIP_GAP, 3), 255, dtype=np.uint8)
+    for i, frame in enumerate(uint8):
+        strip[:, i * (width + STRIP_GAP) : i * (width + STRIP_GAP) + width] = frame
+    image = Image.fromarray(strip)
+    try:
+        image.resize((image.width * STRIP_SCALE, image.height * STRIP_SCALE), Image.Resampling.NEAREST).save(path)
+    except OSError as error:
+        raise CLIError(f"could not write {path!r}: {_first_line(error)}") from error
+
+
+def _save_clip(frames, output_dir: str, name: str, fps: float) -> dict[str, str]:
+    """Writes a generated clip as `name`.mp4, .gif and .png (frame strip); returns the file names (relative)."""
+    files = {"mp4": f"{name}.mp4", "gif": f"{name}.gif", "png": f"{name}.png"}
+    _write_video(frames, os.path.join(output_dir, files["mp4"]), fps)
+    _write_video(frames, os.path.join(output_dir, files["gif"]), fps)
+    _write_strip(frames, os.path.join(output_dir, files["png"]))
+    return files
+
+
+def _check_output_dir(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"--output_dir exists and is not a folder: {path!r}")
+
+
+def _make_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise CLIError(f"could not create --output_dir {path!r}: {_first_line(error)}") from error
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _demo_markdown(report: dict[str, Any]) -> str:
+    """`report.md`: the demo's results with the frame strips."""
+    settings, seconds = report["settings"], report["seconds"]
+    lines = [
+        "# Uni-ViGU demo",
+        "",
+        f"Model: `{report['model']}` (univigu_hf {report['univigu_hf']}). {settings['num_inference_steps']} steps, "
+        f"guidance scale {settings['guidance_scale']}, seed {settings['seed']} (sample *i* of each task uses seed + "
+        f"*i*), {settings['width']}x{settings['height']}, {settings['num_frames']} frames at {settings['fps']} fps, "
+        f"{settings['device']}; {seconds['total']} s in all.",
+        "",
+        "Frame strips show the frames left to right, upscaled "
+        f"{STRIP_SCALE}x. *Detectors* are `univigu_hf.shapes_scoring.detect_attributes`: they read a clip's "
+        "attributes back from its pixels; *held-out* prompts (`shapes.HELD_OUT_PROMPTS`) were never seen in "
+        "training.",
+        "",
+        f"## Text -> video ({seconds['generate']} s for {len(report['generate'])} prompts in one batch)",
+        "",
+    ]
+    for i, item in enumerate(report["generate"], 1):
+        files = item["files"]
+        lines += [
+            f"### {i}. `{item['prompt']}` ({item['split']} prompt, seed {item['seed']})",
+            "",
+            f"![{item['prompt']}]({files['png']})",
+            "",
+            f"- detectors: {_describe(item['detected'])}",
+            f"- prompt attributes found in the video: {_describe_comparison(item['prompt_vs_video'], True)}",
+            f"- files: [{files['mp4']}]({files['mp4']}), [{files['gif']}]({files['gif']})",
+            "",
+        ]
+    lines += [
+        f"## Video -> text ({seconds['caption']} s for {len(report['caption'])} videos in one batch)",
+        "",
+    ]
+    sample = next((item for item in report["caption"] if item["source"] == "sample"), None)
+    if sample is not None:
+        lines += [
+            f"The shipped sample clip `{os.path.basename(sample['video'])}` (`univigu_hf.SAMPLE_VIDEO`, a held-out "
+            f"combination); detectors: {_describe(sample['detected'])}.",
+            "",
+            f"![sample video]({sample['png']})",
+            "",
+        ]
+    lines += ["| video | caption | caption attributes the detectors confirm |", "|---|---|---|"]
+    for item in report["caption"]:
+        video = os.path.basename(item["video"])
+        lines.append(
+            f"| {_markdown_cell(video)} | {_markdown_cell(item['caption']) or '(empty)'} | "
+            f"{_markdown_cell(_describe_comparison(item['caption_vs_video']))} |"
+        )
+    lines += [
+        "",
+        f"## Joint text + video ({seconds['joint']} s for {len(report['joint'])} prompts in one batch)",
+        "",
+    ]
+    for i, item in enumerate(report["joint"], 1):
+        files = item["files"]
+        verdict = "yes" if item["caption_vs_video"]["all_match"] else "no"
+        lines += [
+            f"### {i}. `{item['prompt']}` ({item['split']} prompt, seed {item['seed']})",
+            "",
+            f"![{item['prompt']}]({files['png']})",
+            "",
+            f"- caption: {item['caption'] or '(empty)'}",
+            f"- detectors: {_describe(item['detected'])}",
+            f"- caption matches its video: {verdict} ({_describe_comparison(item['caption_vs_video'], True)})",
+            f"- prompt attributes found in the video: {_describe_comparison(item['prompt_vs_video'], True)}",
+            f"- files: [{files['mp4']}]({files['mp4']}), [{files['gif']}]({files['gif']})",
+            "",
+        ]
+    lines += ["## Timings (seconds)", "", "| " + " | ".join(seconds) + " |", "|---" * len(seconds) + "|"]
+    lines += ["| " + " | ".join(str(value) for value in seconds.values()) + " |", ""]
+    return "\n".join(lines)
+
+
+def _demo_summary(report: dict[str, Any]) -> list[str]:
+    """The lines `univigu demo` prints."""
+    settings, seconds = report["settings"], report["seconds"]
+    width = max(len(item["prompt"]) for item in [*report["generate"], *report["joint"]])
+    lines = [
+        f"Uni-ViGU demo: {report['model']}",
+        f"({settings['num_inference_steps']} steps, guidance {settings['guidance_scale']}, seed {settings['seed']}, "
+        f"{settings['device']})",
+        "",
+        f"Text -> video ({seconds['generate']} s), what the detectors read in each video [prompt attributes found]:",
+    ]
+    for item in report["generate"]:
+        lines.append(
+            f"  {item['split']:>8}  {item['prompt']:<{width}} -> {_describe(item['detected'])} "
+            f"[{item['prompt_vs_video']['score']}]"
+        )
+    lines += ["", f"Video -> text ({seconds['caption']} s) [caption attributes the detectors confirm]:"]
+    for item in report["caption"]:
+        lines.append(f"  {item['label']} -> {item['caption']!r} [{item['caption_vs_video']['score']}]")
+    lines += ["", f"Joint text + video ({seconds['joint']} s):"]
+    for item in report["joint"]:
+        verdict = "yes" if item["caption_vs_video"]["all_match"] else "no"
+        lines += [
+            f"  {item['split']:>8}  {item['prompt']:<{width}} -> {item['caption']!r}",
+            f"  {'':>8}  {'':<{width}}    detectors: {_describe(item['detected'])}",
+            f"  {'':>8}  {'':<{width}}    caption matches its video: {verdict} "
+            f"(agrees on {_describe_comparison(item['caption_vs_video'])})",
+        ]
+    counts = report["files_written"]
+    lines += [
+        "",
+        f"Wrote {counts['mp4']} mp4, {counts['gif']} gif, {counts['png']} png frame strips, report.md and "
+        f"report.json to {report['output_dir']} ({seconds['total']} s in all)",
+    ]
+    return lines
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """
+    `univigu demo`: runs the embedded shapes-world model (or `--model`) in all three tasks, each prompt list batched
+    in one call: text -> video for `DEMO_PROMPTS`, video -> text for those videos and the shipped `SAMPLE_VIDEO`,
+    joint generation for `DEMO_JOINT_PROMPTS`. Reads every generated video back with the shapes-world detectors and
+    writes the videos (mp4 + gif), PNG frame strips, `report.md` and `report.json` into `--output_dir`.
+    """
+    if args.foundation:
+        return _foundation_demo(args)
+    import univigu_hf
+
+    from .pipeline_univigu import _load_video_file
+    from .shapes_scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, detect_attributes, parse_caption
+
+    start_all = time.perf_counter()
+    output_dir = args.output_dir
+    _check_output_dir(output_dir)  # before the model loads; the folder is made once the model is loaded
+    sample_path = getattr(univigu_hf, "SAMPLE_VIDEO", None)
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    pipe = _load_pipeline(args)
+    seconds["load"] = round(time.perf_counter() - start, 3)
+    _make_output_dir(output_dir)
+    steps = args.steps if args.steps is not None else pipe.config.default_num_inference_steps
+    fps = _fps(None, pipe)
+    seeds = [args.seed + i for i in range(max(len(DEMO_PROMPTS) + 1, len(DEMO_JOINT_PROMPTS)))]
+
+    def timed(name: str, method, **kwargs):
+        start = time.perf_counter()
+        output = _run_pipeline(method, num_inference_steps=steps, **kwargs)
+        seconds[name] = round(time.perf_counter() - start, 3)
+        return output
+
+    videos = timed(
+        "generate",
+        pipe.generate_video,
+        prompt=list(DEMO_PROMPTS),
+        generator=[_generator(seed) for seed in seeds[: len(DEMO_PROMPTS)]],
+        output_type="np",
+    ).frames
+
+    to_caption = list(videos)
+    labels = [f"video {i} ({prompt})" for i, prompt in enumerate(DEMO_PROMPTS, 1)]
+    sample_frames = None
+    if sample_path is not None and os.path.isfile(sample_path):
+        sample_frames = _load_video_file(sample_path).permute(0, 2, 3, 1).numpy()
+        to_caption.append(sample_frames)
+        labels.append(f"{os.path.basename(sample_path)} (shipped held-out clip)")
+    else:
+        logger.warning("univigu_hf.SAMPLE_VIDEO is missing: the demo captions only the generated videos")
+    captions = timed(
+        "caption", pipe.caption, video=to_caption, generator=[_generator(seed) for seed in seeds[: len(to_caption)]]
+    ).text
+
+    joint = timed(
+        "joint",
+        pipe.generate_joint,
+        prompt=list(DEMO_JOINT_PROMPTS),
+        generator=[_generator(seed) for seed in seeds[: len(DEMO_JOINT_PROMPTS)]],
+        output_type="np",
+    )
+
+    start = time.perf_counter()
+    generated = []
+    for i, (prompt, frames) in enumerate(zip(DEMO_PROMPTS, videos), 1):
+        detected = detect_attributes(frames)
+        generated.append(
+            {
+                "prompt": prompt,
+                "split": _split(prompt),
+                "seed": seeds[i - 1],
+                "detected": detected,
+                "prompt_vs_video": _compare(parse_caption(prompt), detected, PROMPT_ATTRIBUTES),
+                "files": _save_clip(frames, output_dir, f"t2v_{i}_{_slug(prompt)}", fps),
+            }
+        )
+    captioned = []
+    for i, (label, frames, caption) in enumerate(zip(labels, to_caption, captions)):
+        detected = detect_attributes(frames)
+        is_sample = sample_frames is not None and i == len(to_caption) - 1
+        item = {
+            "video": sample_path if is_sample else generated[i]["files"]["mp4"],
+            "label": label,
+            "source": "sample" if is_sample else "generated",
+            "seed": seeds[i],
+            "caption": caption,
+            "parsed": parse_caption(caption),
+            "detected": detected,
+        }
+        item["caption_vs_video"] = _compare(item["parsed"], detected, ATTRIBUTES)
+        if is_sample:
+            item["png"] = "sample_video.png"
+            _write_strip(frames, os.path.join(output_dir, item["png"]))
+        captioned.append(item)
+    joint_items = []
+    for i, (prompt, frames, caption) in enumerate(zip(DEMO_JOINT_PROMPTS, joint.frames, joint.text), 1):
+        detected = detect_attributes(frames)
+        parsed = parse_caption(caption)
+        joint_items.append(
+            {
+                "prompt": prompt,
+                "split": _split(prompt),
+                "seed": seeds[i - 1],
+                "caption": caption,
+                "parsed": parsed,
+                "detected": detected,
+                "caption_vs_video": _compare(parsed, detected, ATTRIBUTES),
+                "prompt_vs_video": _compare(parse_caption(prompt), detected, PROMPT_ATTRIBUTES),
+                "files": _save_clip(frames, output_dir, f"joint_{i}_{_slug(prompt)}", fps),
+            }
+        )
+    clips = len(generated) + len(joint_items)
+    counts = {"mp4": clips, "gif": clips, "png": clips + (sample_frames is not None)}
+
+    height, width = videos.shape[2:4]
+    report = {
+        "univigu_hf": __version__,
+        "model": _resolve_model(args.model),
+        "output_dir": output_dir,
+        "settings": {
+            "num_inference_steps": steps,
+            "guidance_scale": pipe.config.default_guidance_scale,
+            "seed": args.seed,
+            "height": int(height),
+            "width": int(width),
+            "num_frames": int(videos.shape[1]),
+            "fps": fps,
+            "device": args.device,
+            "dtype": args.dtype,
+        },
+        "generate": generated,
+        "caption": captioned,
+        "joint": joint_items,
+        "files_written": counts,
+    }
+    seconds["detect_and_write"] = round(time.perf_counter() - start, 3)
+    seconds["total"] = round(time.perf_counter() - start_all, 3)
+    report["seconds"] = seconds
+    try:
+        with open(os.path.join(output_dir, "report.json"), "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2)
+            file.write("\n")
+        with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as file:
+            file.write(_demo_markdown(report))
+    except OSError as error:
+        raise CLIError(f"could not write the report into {output_dir!r}: {_first_line(error)}") from error
+    _emit(args, report, _demo_summary(report))
+    return 0
+
+
 def _add_common_arguments(parser: argparse.ArgumentParser, video_output: bool, text_output: bool) -> None:
     parser.add_argument(
         "--model",
@@ -398,11 +778,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(handler=None)
 
-    demo = commands.add_parser("demo", help="run the foundation demo on a tiny model (CPU, seconds)")
-    demo.add_argument("--steps", type=int, default=8, help="denoising steps per mode (default: 8)")
-    demo.add_argument("--text-length", type=int, default=16, help="caption tokens (default: 16)")
-    demo.add_argument("--vocab-size", type=int, default=128, help="caption vocabulary of the tiny model")
-    demo.add_argument("--seed", type=int, default=0)
+    demo = commands.add_parser(
+        "demo",
+        help="run the embedded model in all three tasks and write a report (CPU, well under a minute)",
+        description="Runs text -> video, video -> text and joint generation on a few shapes-world prompts (some "
+        "held out from training), reads the generated videos back with the shapes-world detectors, prints a summary "
+        "and writes the videos (mp4 and gif), PNG frame strips, report.md and report.json into --output_dir. "
+        "--foundation runs the older foundation demo on a tiny random model instead.",
+    )
+    demo.add_argument(
+        "--model", help="saved UniViGUPipeline folder or Hub repo id (default: the embedded shapes-world model)"
+    )
+    demo.add_argument(
+        "--output-dir", "--output_dir", dest="output_dir", default=os.path.join("outputs", "demo"),
+        help="folder for the videos, frame strips and reports (default: outputs/demo)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--steps", type=int, help="denoising steps per task (default: the pipeline config's; --foundation: 8)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="sample i of each task uses seed + i (default: 0)")
+    demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default: cpu)")
+    demo.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights dtype (default: float32)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars or library warnings")
+    demo.add_argument("--json", action="store_true", help="print report.json's object instead of the summary")
+    demo.add_argument(
+        "--foundation", action="store_true", help="run the foundation demo on a tiny random model instead"
+    )
+    demo.add_argument("--text-length", type=int, default=16, help="--foundation: caption tokens (default: 16)")
+    demo.add_argument("--vocab-size", type=int, default=128, help="--foundation: caption vocabulary of the tiny model")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -429,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         for name in ("steps", "text_length", "vocab_size"):
-            if getattr(args, name) < 1:
+            if getattr(args, name) is not None and getattr(args, name) < 1:
                 parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     try:
         with _quiet_libraries(getattr(args, "quiet", False)):

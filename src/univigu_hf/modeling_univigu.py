@@ -721,6 +721,24 @@ class UniViGUModel(UniViGUPreTrainedModel):
         model.config._name_or_path = wan_config.get("_name_or_path", "")
         return model.eval()
 
+    def to_wan(self) -> WanTransformer3DModel:
+        """
+        The video path as a diffusers `WanTransformer3DModel` (the inverse of [`from_wan`]): the text branch is
+        dropped and every other weight is copied, so the result's output equals this model's video-only output
+        (`text_ids=None`). Used to save a Wan text-to-video base trained with `trainable="video"`.
+
+        Returns:
+            `WanTransformer3DModel`: a new module on this model's device, with this model's dtypes, in eval mode.
+        """
+        with torch.device("meta"):
+            wan = WanTransformer3DModel(**self.config.to_wan_config())
+        state_dict = {k: v.detach().clone() for k, v in self.state_dict().items() if not is_text_parameter(k)}
+        wan.load_state_dict(state_dict, strict=True, assign=True)
+        wan.rope = WanRotaryPosEmbed(
+            self.config.attention_head_dim, self.config.patch_size, self.config.rope_max_seq_len
+        ).to(state_dict["patch_embedding.weight"].device)
+        return wan.eval()
+
     @classmethod
     def _from_wan_state_dict(cls, config: UniViGUConfig, wan_state_dict: dict, share: bool) -> "UniViGUModel":
         with torch.device("meta"):

@@ -577,7 +577,9 @@ def _module_fingerprint(module: torch.nn.Module | None) -> dict | None:
     config = {
         k: v
         for k, v in dict(config or {}).items()
-        if not k.startswith("_") and k not in ("transformers_version", "name_or_path")
+        # Save/load metadata only (tensor dtypes are hashed below with the weights).
+        if not k.startswith("_")
+        and k not in ("transformers_version", "name_or_path", "architectures", "dtype", "torch_dtype")
     }
     digest = hashlib.sha256()
     samples = []
@@ -595,7 +597,10 @@ def _module_fingerprint(module: torch.nn.Module | None) -> dict | None:
 def _tokenizer_fingerprint(tokenizer) -> dict:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        vocabulary = backend.to_str()
+        # Truncation/padding are call-time state that a saved tokenizer may carry from its last call (e.g. after
+        # encode_prompt): they do not change the ids prepare_dataset produces, which sets both explicitly.
+        state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        vocabulary = json.dumps(state, sort_keys=True)
     else:
         vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
     return {

@@ -48,6 +48,11 @@ class UniFlowTrainingConfig:
             Shift of the video time sampler; `None` uses the scheduler's `shift`.
         logit_mean, logit_std (`float`): parameters of `"logit_normal"`.
         seed (`int`, defaults to 0): base seed of the per-step noise (see [`step_generator`]).
+        video_only (`bool`, defaults to `False`):
+            Wan's text-to-video objective: every sample is a generation sample with *no* text stream (the task
+            probabilities are ignored and the text loss is 0). With no text tokens the model's forward is exactly
+            `WanTransformer3DModel`'s, so together with `trainable="video"` this trains (or fine-tunes) the Wan base
+            itself; [`UniViGUModel.to_wan`] then exports it.
     """
 
     text_loss_weight: float = 1.0
@@ -62,6 +67,7 @@ class UniFlowTrainingConfig:
     logit_mean: float = 0.0
     logit_std: float = 1.0
     seed: int = 0
+    video_only: bool = False
 
     def __post_init__(self):
         probabilities = {
@@ -194,6 +200,8 @@ def unified_flow_loss(
 
     # 1. Tasks and times (all on the CPU generator, then moved).
     tasks = sample_tasks(batch_size, config, generator)
+    if config.video_only:
+        tasks = torch.full_like(tasks, GENERATION)
     video_noisy = tasks != UNDERSTANDING
     text_noisy = tasks != GENERATION
     sigmas = sample_video_sigmas(batch_size, config, scheduler, generator) * video_noisy
@@ -220,22 +228,30 @@ def unified_flow_loss(
     condition = _condition(batch["prompt_embeds"], tasks, dropped, config, null_condition)
 
     dtype = _compute_dtype(model)
+    text_inputs = {
+        "text_ids": stream_ids,
+        "text_timestep": text_timestep,
+        "text_attention_mask": None if bool(stream_mask.all()) else stream_mask,
+    }
+    if config.video_only:
+        text_inputs = {}
     outputs = model(
         video_latents=noisy_latents.to(dtype),
-        text_ids=stream_ids,
         video_timestep=video_timestep,
-        text_timestep=text_timestep,
         encoder_hidden_states=condition.to(dtype),
-        text_attention_mask=None if bool(stream_mask.all()) else stream_mask,
+        **text_inputs,
     )
 
     # 3. Losses, averaged over the samples where each modality was noisy.
     video_weights = video_noisy.to(device, torch.float32)
     per_sample_mse = (outputs.video_velocity.float() - (noise - clean)).pow(2).flatten(1).mean(dim=1)
     video_loss = (per_sample_mse * video_weights).sum() / video_weights.sum().clamp_min(1.0)
-    text_weights = text_noisy.to(device, torch.float32)
-    per_token_ce = F.cross_entropy(outputs.text_logits.float().transpose(1, 2), text_ids, reduction="none")
-    text_loss = (per_token_ce.mean(dim=1) * text_weights).sum() / text_weights.sum().clamp_min(1.0)
+    if outputs.text_logits is None:
+        text_loss = torch.zeros((), device=device)
+    else:
+        text_weights = text_noisy.to(device, torch.float32)
+        per_token_ce = F.cross_entropy(outputs.text_logits.float().transpose(1, 2), text_ids, reduction="none")
+        text_loss = (per_token_ce.mean(dim=1) * text_weights).sum() / text_weights.sum().clamp_min(1.0)
     loss = video_loss + config.text_loss_weight * text_loss
     can_drop = tasks != UNDERSTANDING if config.understanding_condition == "zeros" else torch.ones_like(dropped)
     return UniFlowLossOutput(

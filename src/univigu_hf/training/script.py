@@ -1,4 +1,4 @@
-"""The training entry point behind `examples/train_recall.py` and `examples/train_refine.py`.
+"""The training entry point behind `examples/train_base.py`, `examples/train_recall.py` and `examples/train_refine.py`.
 
 Arguments are parsed with TRL's `TrlParser((UniViGUScriptArguments, TrainingArguments, ModelConfig))`: a YAML file
 with `--config`, overridden by command-line flags. Works under `accelerate launch` (DDP, FSDP, DeepSpeed).
@@ -19,7 +19,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 from ..modeling_univigu import diffusers_dtype_kwargs
 from ..pipeline_univigu import UniViGUPipeline
 from .collator import UniViGUDataCollator
-from .data import STAGES, load_video_dataset, prepare_dataset
+from .data import load_video_dataset, prepare_dataset
 from .loss import UniFlowTrainingConfig
 from .trainer import TRAINABLE_CHOICES, UniViGUTrainer, set_trainable
 
@@ -27,6 +27,8 @@ from .trainer import TRAINABLE_CHOICES, UniViGUTrainer, set_trainable
 logger = logging.get_logger(__name__)
 
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+SCRIPT_STAGES = ("base", "recall", "refine")
+"""`"base"`: Wan text-to-video training (saves a `WanPipeline`); `"recall"`/`"refine"`: the paper's two stages."""
 
 
 @dataclass
@@ -136,19 +138,26 @@ def _peft_config(model_args: ModelConfig):
 
 def run(stage: str, argv: list[str] | None = None) -> dict:
     """
-    Runs one training stage: Knowledge Recall (`"recall"`: the text target is the prompt) or Capability Refinement
-    (`"refine"`: the detailed caption).
+    Runs one training stage: Knowledge Recall (`"recall"`: the text target is the prompt), Capability Refinement
+    (`"refine"`: the detailed caption), or `"base"`: plain Wan text-to-video training of the video path
+    (`UniFlowTrainingConfig(video_only=True)`, `trainable="video"`: the forward is exactly `WanTransformer3DModel`'s)
+    whose output directory is a diffusers `WanPipeline` (the transformer exported with [`UniViGUModel.to_wan`]), the
+    base the other two stages grow from.
 
     Args:
-        stage (`str`): `"recall"` or `"refine"`.
+        stage (`str`): `"base"`, `"recall"` or `"refine"`.
         argv (`list[str]`, *optional*): command-line arguments (default: `sys.argv[1:]`).
 
     Returns:
         `dict`: the final training metrics (`train_loss`, the last logged `loss_video`/`loss_text`, ...).
     """
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    if stage not in SCRIPT_STAGES:
+        raise ValueError(f"stage must be one of {SCRIPT_STAGES}, got {stage!r}")
     script_args, training_args, model_args = parse_args(argv)
+    data_stage = "recall" if stage == "base" else stage  # the base stage reads prompts only
+    if stage == "base" and script_args.trainable != "video":
+        logger.info(f"stage 'base' trains the video path: ignoring --trainable={script_args.trainable!r}")
+        script_args.trainable = "video"
     init_from = script_args.init_from or model_args.model_name_or_path
     if not init_from:
         raise ValueError("--init_from is required (a Wan2.1 diffusers pipeline or a UniViGU pipeline)")
@@ -173,12 +182,12 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
             video_column=script_args.video_column,
             prompt_column=script_args.prompt_column,
             caption_column=script_args.caption_column,
-            stage=stage,
+            stage=data_stage,
         )
         prepared = prepare_dataset(
             pipeline,
             dataset,
-            stage=stage,
+            stage=data_stage,
             base_dir=base_dir,
             video_column=script_args.video_column,
             prompt_column=script_args.prompt_column,
@@ -212,20 +221,24 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         pad_token_id=pipeline.transformer.config.pad_token_id or 0,
         max_sequence_length=script_args.max_sequence_length,
     )
+    uniflow_config = script_args.uniflow_config(training_args.seed)
+    uniflow_config.video_only = stage == "base"
     trainer = UniViGUTrainer(
         model=model,
         args=training_args,
         train_dataset=prepared,
         data_collator=collator,
         flow_scheduler=pipeline.scheduler,
-        uniflow_config=script_args.uniflow_config(training_args.seed),
+        uniflow_config=uniflow_config,
         null_condition=null_condition,
     )
     resume = training_args.resume_from_checkpoint
     if resume in ("true", "True", "last"):
         resume = get_last_checkpoint(training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=resume)
-    save_trained_pipeline(trainer, pipeline, training_args.output_dir, use_peft=model_args.use_peft)
+    save_trained_pipeline(
+        trainer, pipeline, training_args.output_dir, use_peft=model_args.use_peft, as_wan=stage == "base"
+    )
 
     metrics = dict(result.metrics)
     for entry in reversed(trainer.state.log_history):
@@ -243,11 +256,15 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
     return metrics
 
 
-def save_trained_pipeline(trainer: UniViGUTrainer, pipeline: UniViGUPipeline, output_dir: str, use_peft: bool):
+def save_trained_pipeline(
+    trainer: UniViGUTrainer, pipeline: UniViGUPipeline, output_dir: str, use_peft: bool, as_wan: bool = False
+):
     """
     Writes the final pipeline directory, loadable with `UniViGUPipeline.from_pretrained(output_dir)`. The transformer
     goes through `trainer.save_model` (consolidated under FSDP/DeepSpeed); LoRA runs also keep the adapter alone in
-    `output_dir/adapter` and save the merged transformer.
+    `output_dir/adapter` and save the merged transformer. With `as_wan=True` the directory is a diffusers
+    `WanPipeline` instead: the saved transformer is reloaded and exported with [`UniViGUModel.to_wan`], and the
+    scheduler is a `FlowMatchEulerDiscreteScheduler` with the same shift (the UniFlow video grid equals it).
     """
     transformer_dir = os.path.join(output_dir, "transformer")
     if use_peft:
@@ -265,6 +282,9 @@ def save_trained_pipeline(trainer: UniViGUTrainer, pipeline: UniViGUPipeline, ou
         path = os.path.join(folder, "training_args.bin")
         if os.path.isfile(path):
             os.remove(path)
+    if as_wan:
+        _save_as_wan_pipeline(pipeline, transformer_dir, output_dir)
+        return
     for name, component in pipeline.components.items():
         if name == "transformer" or component is None:
             continue
@@ -272,3 +292,20 @@ def save_trained_pipeline(trainer: UniViGUTrainer, pipeline: UniViGUPipeline, ou
         shutil.rmtree(target, ignore_errors=True)
         component.save_pretrained(target)
     pipeline.save_config(output_dir)
+
+
+def _save_as_wan_pipeline(pipeline: UniViGUPipeline, transformer_dir: str, output_dir: str) -> None:
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
+
+    from ..modeling_univigu import UniViGUModel
+
+    wan_transformer = UniViGUModel.from_pretrained(transformer_dir).to_wan()
+    shutil.rmtree(transformer_dir)
+    wan = WanPipeline(
+        tokenizer=pipeline.tokenizer,
+        text_encoder=pipeline.text_encoder,
+        vae=pipeline.vae,
+        transformer=wan_transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=pipeline.scheduler.config.shift),
+    )
+    wan.save_pretrained(output_dir)

@@ -13,18 +13,19 @@ from .loss import GENERATION, JOINT, UNDERSTANDING, UniFlowTrainingConfig, step_
 
 logger = logging.get_logger(__name__)
 
-TRAINABLE_CHOICES = ("all", "text")
+TRAINABLE_CHOICES = ("all", "text", "video")
 
 
 def set_trainable(model: torch.nn.Module, trainable: str) -> int:
     """
-    Chooses what trains: `"all"` (every parameter) or `"text"` (only the text branch added on top of Wan: text FFN
+    Chooses what trains: `"all"` (every parameter), `"text"` (only the text branch added on top of Wan: text FFN
     experts, caption embedding and head, text timestep embedder and output table; the video path, including the
-    shared attention, stays frozen bit for bit).
+    shared attention, stays frozen bit for bit) or `"video"` (only Wan's parameters, the complement of `"text"`:
+    training the Wan base with `UniFlowTrainingConfig(video_only=True)`).
 
     Args:
         model: a [`UniViGUModel`].
-        trainable (`str`): `"all"` or `"text"`.
+        trainable (`str`): `"all"`, `"text"` or `"video"`.
 
     Returns:
         `int`: the number of trainable parameters.
@@ -32,7 +33,7 @@ def set_trainable(model: torch.nn.Module, trainable: str) -> int:
     if trainable not in TRAINABLE_CHOICES:
         raise ValueError(f"trainable must be one of {TRAINABLE_CHOICES}, got {trainable!r}")
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(trainable == "all" or is_text_parameter(name))
+        parameter.requires_grad_(trainable == "all" or (trainable == "text") == is_text_parameter(name))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

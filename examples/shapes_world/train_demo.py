@@ -1,0 +1,281 @@
+"""Trains the embedded default model (`univigu_hf.DEFAULT_MODEL`) end to end on the shapes world: `make train-demo`.
+
+Stage 0 builds a tiny Wan2.1 text-to-video base from scratch: a word-level tokenizer trained on the world's text, a
+small frozen UMT5 prompt encoder, a small `AutoencoderKLWan` trained with `AutoencoderTrainer`, and a
+`WanTransformer3DModel` trained on prompts -> videos with `examples/train_base.py`'s code path. Stage 1 grows it into
+Uni-ViGU (`UniViGUPipeline.from_wan`) and runs Knowledge Recall; stage 2 runs Capability Refinement on the detailed
+captions. Stages 0-2 use `univigu_hf.training.script.run`, the function behind `examples/train_*.py`, with the YAML
+configs next to this file. Everything is seeded; on a 2-core CPU it takes about an hour.
+
+    python examples/shapes_world/train_demo.py --work_dir runs/shapes --install
+    python examples/shapes_world/train_demo.py --work_dir /tmp/smoke --quick          # a minutes-long smoke run
+
+`--install` copies the final pipeline to `src/univigu_hf/default_model/` (package data).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast, TrainingArguments, UMT5Config, UMT5EncoderModel, set_seed
+
+from univigu_hf import UniViGUPipeline, shapes
+from univigu_hf.training.autoencoder import AutoencoderTrainer, latent_statistics
+from univigu_hf.training.script import run
+
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PACKAGE_MODEL_DIR = ROOT / "src" / "univigu_hf" / "default_model"
+SAMPLE_VIDEO = ROOT / "src" / "univigu_hf" / "assets" / "shapes_sample.mp4"
+SAMPLE_SEED = 20261121  # never used for training data
+SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+
+# Sizes of the shipped model (the pipeline must stay under 25 MB).
+NUM_FRAMES, SIZE, FPS = 9, 32, 8
+MAX_TEXT_LENGTH = 20  # the longest caption is 18 words + </s>
+TEXT_ENCODER = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4)
+VAE = dict(
+    base_dim=16,
+    z_dim=16,
+    dim_mult=[1, 2, 2],
+    num_res_blocks=1,
+    temperal_downsample=[True, True],
+    scale_factor_spatial=4,
+)
+TRANSFORMER = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=4,
+    attention_head_dim=32,
+    in_channels=16,
+    out_channels=16,
+    text_dim=TEXT_ENCODER["d_model"],
+    freq_dim=64,
+    ffn_dim=512,
+    num_layers=4,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=64,
+)
+PIPELINE_DEFAULTS = dict(
+    default_height=SIZE,
+    default_width=SIZE,
+    default_num_frames=NUM_FRAMES,
+    default_num_inference_steps=20,
+    default_guidance_scale=3.0,
+    default_fps=FPS,
+)
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer trained on every text of the world (lower-cased, punctuation split off)."""
+    tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(shapes.world_text(), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)))
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
+
+
+def build_text_encoder(vocab_size: int, seed: int) -> UMT5EncoderModel:
+    """A small UMT5 encoder. Like Wan's umT5 it stays frozen; here it is never pretrained (fixed random features)."""
+    set_seed(seed)
+    config = UMT5Config(vocab_size=vocab_size, relative_attention_num_buckets=8, **TEXT_ENCODER)
+    return UMT5EncoderModel(config).eval()
+
+
+def clips_as_dataset(num_clips: int, seed: int):
+    return shapes.shapes_dataset(num_clips, seed=seed, split="train", num_frames=NUM_FRAMES, size=SIZE)
+
+
+def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> AutoencoderKLWan:
+    """Trains the VAE on world clips (train split) and sets its latent statistics."""
+    set_seed(seed)
+    vae = AutoencoderKLWan(**VAE, latents_mean=[0.0] * VAE["z_dim"], latents_std=[1.0] * VAE["z_dim"])
+    dataset = clips_as_dataset(num_clips, seed=seed + 1000)
+    args = TrainingArguments(
+        output_dir=str(work_dir / "vae_trainer"),
+        per_device_train_batch_size=8,
+        max_steps=steps,
+        learning_rate=2e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=min(50, steps // 10),
+        weight_decay=0.0,
+        logging_steps=max(1, steps // 20),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    # Foreground weighting: with plain MSE the VAE settles in the "background only" minimum (see AutoencoderTrainer).
+    trainer = AutoencoderTrainer(model=vae, args=args, train_dataset=dataset, kl_weight=1e-6, foreground_weight=20.0)
+    trainer.train()
+    vae.eval()
+    mean, std = latent_statistics(vae, dataset["video"][: min(len(dataset), 512)])
+    vae.register_to_config(latents_mean=mean, latents_std=std)
+    vae.save_pretrained(work_dir / "vae")
+    return vae
+
+
+@torch.no_grad()
+def reconstruction_quality(vae: AutoencoderKLWan, num_clips: int = 96) -> dict:
+    """The detectors' accuracy on VAE round trips of unseen clips: the ceiling of what the model can show."""
+    from univigu_hf.shapes_scoring import score_videos
+
+    clips = list(shapes.generate_clips(num_clips, seed=999, split="all", num_frames=NUM_FRAMES, size=SIZE))
+    video = torch.from_numpy(np.stack([clip.frames for clip in clips])).permute(0, 4, 1, 2, 3) * 2 - 1
+    reconstruction = vae.decode(vae.encode(video).latent_dist.mode()).sample.clamp(-1, 1)
+    frames = ((reconstruction + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+    scores = score_videos(list(frames), [clip.attributes.to_dict() for clip in clips])
+    return {"mse": float((reconstruction - video).pow(2).mean()), "detector_accuracy": scores["accuracy"]}
+
+
+def build_initial_wan(work_dir: Path, vae: AutoencoderKLWan, seed: int) -> Path:
+    """The untrained stage-0 Wan pipeline: trained VAE and tokenizer, frozen encoder, random transformer."""
+    tokenizer = build_tokenizer()
+    text_encoder = build_text_encoder(len(tokenizer), seed)
+    set_seed(seed)
+    transformer = WanTransformer3DModel(**TRANSFORMER)
+    wan = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+    )
+    target = work_dir / "stage0_init"
+    wan.save_pretrained(target)
+    return target
+
+
+def stage_argv(config: str, init_from: Path, data_dir: Path, output_dir: Path, steps: int, extra=()) -> list[str]:
+    argv = ["--config", str(HERE / "configs" / config), "--init_from", str(init_from)]
+    argv += ["--dataset_name", str(data_dir), "--output_dir", str(output_dir), "--max_steps", str(steps)]
+    argv += ["--prepared_data_dir", str(data_dir.parent / "prepared")]
+    return argv + list(extra)
+
+
+def finalize(source: Path, target: Path) -> dict:
+    """Writes the final pipeline with the demo defaults, and returns its size."""
+    pipeline = UniViGUPipeline.from_pretrained(source)
+    pipeline.register_to_config(**PIPELINE_DEFAULTS)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipeline.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
+    return {"path": str(target), "bytes": size}
+
+
+def write_sample_video(path: Path) -> dict:
+    """The shipped sample clip: a held-out combination rendered with a seed no training stage uses."""
+    from diffusers.utils import export_to_video
+
+    clip = next(shapes.generate_clips(1, seed=SAMPLE_SEED, split="held_out", num_frames=NUM_FRAMES, size=SIZE))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export_to_video(list(clip.frames), str(path), fps=FPS, macro_block_size=1)
+    return {"prompt": clip.prompt, "caption": clip.caption}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work_dir", default="runs/shapes_world", help="Where every stage writes its output.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_clips", type=int, default=2400, help="Training clips (train split, seed 0).")
+    parser.add_argument("--vae_clips", type=int, default=2000)
+    parser.add_argument("--vae_steps", type=int, default=2000)
+    parser.add_argument("--base_steps", type=int, default=3000)
+    parser.add_argument("--recall_steps", type=int, default=1500)
+    parser.add_argument("--refine_steps", type=int, default=2000)
+    parser.add_argument(
+        "--skip_recall", action="store_true", help="Ablation: Capability Refinement alone, straight from the base."
+    )
+    parser.add_argument(
+        "--data_dir",
+        default=None,
+        help="The exported training clips (default: <work_dir>/data/train; reused if present).",
+    )
+    parser.add_argument(
+        "--base_dir",
+        default=None,
+        help="Reuse a finished stage-0 WanPipeline (e.g. runs/shapes_world/base) instead of training the VAE and base.",
+    )
+    parser.add_argument("--quick", action="store_true", help="A tiny smoke run (a few steps per stage).")
+    parser.add_argument("--install", action="store_true", help=f"Copy the result to {PACKAGE_MODEL_DIR}.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.num_clips, args.vae_clips, args.vae_steps = 64, 32, 4
+        args.base_steps, args.recall_steps, args.refine_steps = 4, 4, 4
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    work_dir = Path(args.work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    timings, started = {}, time.perf_counter()
+
+    def timed(name, function, *function_args):
+        start = time.perf_counter()
+        result = function(*function_args)
+        timings[name] = round(time.perf_counter() - start, 1)
+        print(f"[train-demo] {name}: {timings[name]} s", flush=True)
+        return result
+
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else work_dir / "data" / "train"
+    if not (data_dir / "metadata.jsonl").is_file():
+        timed("export_data", shapes.export_folder, data_dir, args.num_clips, args.seed, "train", NUM_FRAMES, SIZE, FPS)
+    seed = ["--seed", str(args.seed)]
+    metrics = {}
+    if args.base_dir is None:
+        vae = timed("vae", train_vae, work_dir, args.vae_clips, args.vae_steps, args.seed)
+        metrics["vae_reconstruction"] = reconstruction_quality(vae)
+        print(f"[train-demo] VAE round trip: {json.dumps(metrics['vae_reconstruction'])}", flush=True)
+        init = build_initial_wan(work_dir, vae, args.seed)
+        base = work_dir / "base"
+        argv = stage_argv("base.yaml", init, data_dir, base, args.base_steps, seed)
+        metrics["base"] = timed("base", run, "base", argv)
+    else:
+        base = Path(args.base_dir).resolve()
+    refine_init = base
+    if not args.skip_recall:
+        recall = work_dir / "recall"
+        argv = stage_argv("recall.yaml", base, data_dir, recall, args.recall_steps, seed)
+        metrics["recall"] = timed("recall", run, "recall", argv)
+        refine_init = recall
+    refine = work_dir / "refine"
+    refine_steps = args.refine_steps + (args.recall_steps if args.skip_recall else 0)  # same total budget
+    argv = stage_argv("refine.yaml", refine_init, data_dir, refine, refine_steps, seed)
+    metrics["refine"] = timed("refine", run, "refine", argv)
+    final = timed("finalize", finalize, refine, work_dir / "pipeline")
+    timings["total"] = round(time.perf_counter() - started, 1)
+    report = {"args": vars(args), "timings_s": timings, "final_metrics": metrics, "pipeline": final}
+    (work_dir / "train_demo_report.json").write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps({"timings_s": timings, "pipeline": final}, indent=2))
+    if args.install:
+        shutil.rmtree(PACKAGE_MODEL_DIR, ignore_errors=True)
+        shutil.copytree(work_dir / "pipeline", PACKAGE_MODEL_DIR)
+        shutil.copy(work_dir / "train_demo_report.json", PACKAGE_MODEL_DIR / "train_demo_report.json")
+        write_sample_video(SAMPLE_VIDEO)
+        print(f"[train-demo] installed into {PACKAGE_MODEL_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
