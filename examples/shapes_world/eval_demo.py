@@ -27,7 +27,7 @@ import torch
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.shapes_scoring import PROMPT_ATTRIBUTES, detect_attributes, load_metric, parse_caption
+from univigu_hf.shapes_scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, detect_attributes, load_metric, parse_caption
 
 
 EVAL_SEED = 424242  # clips for captioning: a seed no training stage uses (training data: 0, VAE: 1000)
@@ -84,8 +84,7 @@ def evaluate_joint(pipe, prompts, batch_size: int, seed: int, steps: int | None)
     # attributes (background, speed, start) are reported separately.
     consistent = [all(p[name] == d[name] for name in PROMPT_ATTRIBUTES) for p, d in zip(parsed, detected)]
     per_attribute = {
-        name: float(np.mean([p[name] == d[name] for p, d in zip(parsed, detected)]))
-        for name in ("shape", "color", "size", "direction", "background", "speed", "start")
+        name: float(np.mean([p[name] == d[name] for p, d in zip(parsed, detected)])) for name in ATTRIBUTES
     }
     video_vs_prompt = load_metric("shapes_video_accuracy").compute(
         predictions=[json.dumps(d) for d in detected], references=prompts, attributes=list(PROMPT_ATTRIBUTES)

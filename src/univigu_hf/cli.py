@@ -377,18 +377,18 @@ def _slug(text: str) -> str:
 
 
 def _describe(detected: dict[str, str]) -> str:
-    """The detectors' reading as a sentence (the wording of the world's first caption template)."""
+    """The detectors' reading as a sentence (the world's first caption template)."""
+    from .shapes import ShapeAttributes
     from .shapes_scoring import UNKNOWN
 
     if detected["shape"] == UNKNOWN:
         return f"no shape found (on a {detected['background']} background)"
-    motion = (
-        "not moving" if detected["direction"] == UNKNOWN else f"moving {detected['direction']} {detected['speed']}"
-    )
-    return (
-        f"a {detected['size']} {detected['color']} {detected['shape']} {motion} on a {detected['background']} "
-        f"background, starting from the {detected['start']}"
-    )
+    if detected["direction"] == UNKNOWN:
+        return (
+            f"a {detected['size']} {detected['color']} {detected['shape']} not moving on a {detected['background']} "
+            f"background, starting from the {detected['start']}"
+        )
+    return ShapeAttributes(**detected).caption(0)
 
 
 def _compare(stated: dict[str, str | None], detected: dict[str, str], names: tuple[str, ...]) -> dict[str, Any]:

@@ -79,8 +79,9 @@ class UniViGUScriptArguments(ScriptArguments):
         if self.trainable not in TRAINABLE_CHOICES:
             raise ValueError(f"--trainable must be one of {TRAINABLE_CHOICES}, got {self.trainable!r}")
 
-    def uniflow_config(self, seed: int) -> UniFlowTrainingConfig:
+    def uniflow_config(self, seed: int, video_only: bool = False) -> UniFlowTrainingConfig:
         return UniFlowTrainingConfig(
+            video_only=video_only,
             text_loss_weight=self.text_loss_weight,
             joint_prob=self.joint_prob,
             understanding_prob=self.understanding_prob,
@@ -221,15 +222,13 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         pad_token_id=pipeline.transformer.config.pad_token_id or 0,
         max_sequence_length=script_args.max_sequence_length,
     )
-    uniflow_config = script_args.uniflow_config(training_args.seed)
-    uniflow_config.video_only = stage == "base"
     trainer = UniViGUTrainer(
         model=model,
         args=training_args,
         train_dataset=prepared,
         data_collator=collator,
         flow_scheduler=pipeline.scheduler,
-        uniflow_config=uniflow_config,
+        uniflow_config=script_args.uniflow_config(training_args.seed, video_only=stage == "base"),
         null_condition=null_condition,
     )
     resume = training_args.resume_from_checkpoint
