@@ -260,6 +260,13 @@ def test_trainer_lowers_both_losses_and_logs_them(pipe, null_condition, tmp_path
         assert 0 <= last[key] <= 1
 
 
+def test_video_trainable_is_the_complement_of_text(pipe):
+    video = set_trainable(pipe.transformer, "video")
+    trainable = {n for n, p in pipe.transformer.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in pipe.transformer.named_parameters() if not is_text_parameter(n)}
+    assert video + set_trainable(pipe.transformer, "text") == set_trainable(pipe.transformer, "all")
+
+
 def test_text_only_training_keeps_the_video_path_bit_identical(pipe, null_condition, tmp_path):
     before = {n: p.detach().clone() for n, p in pipe.transformer.named_parameters()}
     train(pipe, null_condition, tmp_path, steps=4, trainable="text")
