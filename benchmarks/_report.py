@@ -1,4 +1,4 @@
-"""Shared output for the benchmark scripts: JSON on stdout and, optionally, in a file."""
+"""Shared output of the benchmark scripts: JSON on stdout and in a file, and the summary table of `run_all.py`."""
 
 import json
 import os
@@ -12,3 +12,132 @@ def emit(results: dict, output: str | None) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+
+
+def _x(value) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _goal(met) -> str:
+    return {True: "met", False: "NOT met", None: "-"}[met]
+
+
+def _generation(r: dict) -> list[tuple]:
+    rows = []
+    for step in r["denoising_step"]:
+        tokens = f"{step['video_tokens']} video tokens"
+        rows.append(("generation", f"denoising step / Wan, stream off, {tokens}", _x(step["stream_off_over_wan"]), ""))
+        rows.append(
+            (
+                "generation",
+                f"denoising step / Wan, {step['text_tokens']}-token stream, {tokens}",
+                _x(step["stream_on_over_wan"]),
+                "",
+            )
+        )
+    pipe = r["generate_video_vs_WanPipeline"]
+    what = f"generate_video / WanPipeline, {pipe['video_tokens']} tokens, {pipe['steps']} steps"
+    rows.append(("generation", f"{what}, stream off", _x(pipe["stream_off_over_wan"]), ""))
+    rows.append(("generation", f"{what}, stream on", _x(pipe["stream_on_over_wan"]), ""))
+    rows.append(("generation", "stream off <= 1.03x", "", _goal(r.get("goal_met"))))
+    return rows
+
+
+def _captioning(r: dict) -> list[tuple]:
+    rows = []
+    for row in r["by_video_tokens"]:
+        what = f"cache speed-up, {row['video_tokens']} video + {row['text_tokens']} text tokens, {r['steps']} steps"
+        value = f"{_x(row['speedup'])} (bound {_x(row['speedup_bound'])}; same captions: {row['same_captions']})"
+        rows.append(("captioning", what, value, ""))
+    versus = r["caption_vs_generation"]
+    what = f"caption / generate_video (CFG), {versus['video_tokens']} tokens, {versus['steps']} steps"
+    value = f"off {_x(versus['caption_off_over_generation'])}, exact {_x(versus['caption_exact_over_generation'])}"
+    rows.append(("captioning", what, value, ""))
+    rows.append(("captioning", r["goal"], "", _goal(r.get("goal_met"))))
+    return rows
+
+
+def _accuracy(r: dict) -> list[tuple]:
+    rows = []
+    for name, mode in r["modes"].items():
+        what = f"{name} ({mode['full_steps']}/{r['steps']} full steps), {r['num_clips']} held-out clips"
+        value = (
+            f"accuracy {mode['mean_accuracy']:.3f}, same as off {mode['same_caption_as_off']:.0%}, "
+            f"{_x(mode['speedup_vs_off'])}"
+        )
+        rows.append(("caption cache accuracy", what, value, ""))
+    return rows
+
+
+def _training(r: dict) -> list[tuple]:
+    value = (
+        f"{r['trainer_samples_per_second']} vs {r['bare_loop_samples_per_second']} samples/s "
+        f"({_x(r['trainer_over_bare_time_ratio'])}); peak {r['trainer_peak_memory_mb']} vs "
+        f"{r['bare_loop_peak_memory_mb']} MB"
+    )
+    return [("training", "Trainer vs bare loop (<= 1.10x)", value, _goal(r.get("goal_met")))]
+
+
+def _efficiency(r: dict) -> list[tuple]:
+    rows = []
+    for name, row in r["forward"].items():
+        what = f"{name} forward, {r['video_tokens']} video tokens, {r['dtype']}"
+        value = (
+            f"{row['achieved_gflops_per_s']} GFLOP/s = {row['fraction_of_matmul_peak']:.0%} of the "
+            f"{r['matmul_peak_gflops_per_s']} GFLOP/s matmul peak"
+        )
+        rows.append(("efficiency", what, value, ""))
+    return rows
+
+
+def _pipeline_modes(r: dict) -> list[tuple]:
+    seconds = ", ".join(f"{name} {value}s" for name, value in r["seconds_median"].items())
+    return [
+        ("pipeline modes", "use_text_stream=False vs WanPipeline, max abs diff", str(r["parity_max_abs_diff_vs_WanPipeline"]), ""),
+        ("pipeline modes", f"tiny pipeline, {r['steps']} steps", seconds, ""),
+    ]  # fmt: skip
+
+
+def _param_counts(r: dict) -> list[tuple]:
+    rows = []
+    for name in ("wan2.1_t2v_1.3b", "univigu_1.3b_full_text_ffn", "wan2.1_t2v_14b", "univigu_14b_full_text_ffn"):
+        if name in r:
+            rows.append(("parameters", name, f"{r[name]['total'] / 1e9:.3f}B ({r[name]['bf16_gb']} GB bf16)", ""))
+    return rows
+
+
+SUMMARIES = {
+    "param_counts": _param_counts,
+    "pipeline_modes": _pipeline_modes,
+    "generation_overhead": _generation,
+    "captioning": _captioning,
+    "caption_cache_accuracy": _accuracy,
+    "training_overhead": _training,
+    "efficiency": _efficiency,
+}
+
+
+def summary_table(results_dir: str, names: list[str] | None = None) -> str:
+    """
+    One table of the headline numbers of every result file in `results_dir` (files that are missing or from an
+    older version of a script are listed as such).
+
+    Returns:
+        `str`: the table, in Markdown.
+    """
+    lines = ["| benchmark | measurement | result | goal |", "|---|---|---|---|"]
+    for name in names or list(SUMMARIES):
+        path = os.path.join(results_dir, f"{name}.json")
+        if not os.path.isfile(path):
+            lines.append(f"| {name} | (no result: run the benchmark) | | |")
+            continue
+        with open(path, encoding="utf-8") as handle:
+            results = json.load(handle)
+        try:
+            rows = SUMMARIES[name](results)
+        except (KeyError, TypeError):
+            lines.append(f"| {name} | (result from an older version of the script: rerun it) | | |")
+            continue
+        quick = " (--quick)" if results.get("quick") else ""
+        lines += [f"| {group}{quick} | {what} | {value} | {goal} |" for group, what, value, goal in rows]
+    return "\n".join(lines)

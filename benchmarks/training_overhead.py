@@ -1,23 +1,28 @@
-"""Steps/second of a tiny Knowledge Recall run with UniViGUTrainer vs the bare unified-flow loss in a plain loop,
-side by side on the same prepared data and model init, plus the losses before and after training.
+"""Training overhead: samples/s of a tiny Knowledge Recall run with UniViGUTrainer vs the bare unified-flow loss in a
+plain loop, side by side on the same prepared data and model init (both timed after the same warm-up steps); the peak
+memory of each (CPU: the process's resident set, sampled during training; CUDA: `max_memory_allocated`); the losses
+before and after training.
 
-    python benchmarks/training_overhead.py --output benchmarks/results/training_overhead.json
+Goal: Trainer time per sample <= 1.10x the bare loop's.
+
+    python benchmarks/training_overhead.py --output docs/results/training_overhead.json
+    python benchmarks/training_overhead.py --quick      # seconds-long smoke run
 """
 
-import argparse
+import contextlib
 import os
-import sys
 import tempfile
+import threading
 import time
 
+import psutil
 import torch
+from _common import environment, parser
 from _report import emit
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from conftest import build_tiny_pipelines, build_tiny_video_folder  # noqa: E402
-from univigu_hf.training import (  # noqa: E402
+from conftest import build_tiny_pipelines, build_tiny_video_folder
+from univigu_hf.training import (
     UniFlowTrainingConfig,
     UniViGUDataCollator,
     UniViGUTrainer,
@@ -26,6 +31,55 @@ from univigu_hf.training import (  # noqa: E402
     step_generator,
     unified_flow_loss,
 )
+
+
+GOAL = 1.10
+
+
+@contextlib.contextmanager
+def peak_memory(device: str, interval: float = 0.005):
+    """Yields a dict that holds, on exit, the peak memory in MB during the block (see the module docstring)."""
+    result = {}
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        yield result
+        torch.cuda.synchronize()
+        result["peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return
+    process, stop = psutil.Process(), threading.Event()
+    peak = [process.memory_info().rss]
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+        result["peak_mb"] = round(max(peak[0], process.memory_info().rss) / 2**20, 1)
+
+
+class StepTimer(TrainerCallback):
+    """Times the Trainer's steps after `warmup` of them, as the bare loop is timed."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end = warmup, None, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == state.max_steps:
+            if str(args.device).startswith("cuda"):
+                torch.cuda.synchronize()
+            self.end = time.perf_counter()
 
 
 def evaluate(pipe, batch, config, null_condition) -> dict:
@@ -41,11 +95,13 @@ def evaluate(pipe, batch, config, null_condition) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--output", default=None)
-    args = parser.parse_args()
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--steps", type=int, default=200)
+    args_parser.add_argument("--batch-size", type=int, default=4)
+    args = args_parser.parse_args()
+    if args.quick:
+        args.steps = 12
+    device = args.device
     workdir = tempfile.mkdtemp()
     folder = build_tiny_video_folder(os.path.join(workdir, "videos"), num_videos=16)
     config = UniFlowTrainingConfig(condition_dropout_prob=0.1)
@@ -57,11 +113,12 @@ def main() -> None:
         with torch.no_grad():
             null = pipe.encode_prompt(prompt=[""], do_classifier_free_guidance=False, max_sequence_length=512)[0]
         collator = UniViGUDataCollator(max_text_length=pipe.transformer.config.max_text_length, pad_token_id=0)
-        return pipe, prepared, null, collator
+        return pipe, prepared, null.to(device), collator
 
     # Bare loop.
     pipe, prepared, null, collator = setup()
-    fixed_batch = collator([prepared[i] for i in range(8)])
+    pipe.transformer.to(device)
+    fixed_batch = to_device(collator([prepared[i] for i in range(8)]), device)
     before = evaluate(pipe, fixed_batch, config, null)
     loader = torch.utils.data.DataLoader(
         prepared,
@@ -72,20 +129,25 @@ def main() -> None:
     )
     optimizer = torch.optim.AdamW(pipe.transformer.parameters(), lr=1e-3)
     pipe.transformer.train()
-    step, start = 0, None
-    while step < args.steps:
-        for batch in loader:
-            if step == 5:
-                start = time.perf_counter()  # after warm-up
-            batch.pop("num_truncated")
-            out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, step_generator(0, step), null)
-            out.loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            step += 1
-            if step == args.steps:
-                break
-    bare_steps_per_second = (args.steps - 5) / (time.perf_counter() - start)
+    step, start, warmup = 0, None, min(5, args.steps // 4)
+    with peak_memory(device) as bare_memory:
+        while step < args.steps:
+            for batch in loader:
+                if step == warmup:
+                    start = time.perf_counter()
+                batch.pop("num_truncated")
+                batch = to_device(batch, device)
+                generator = step_generator(0, step)
+                out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, generator, null)
+                out.loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                step += 1
+                if step == args.steps:
+                    break
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        bare_steps_per_second = (args.steps - warmup) / (time.perf_counter() - start)
     pipe.transformer.eval()
     after_bare = evaluate(pipe, fixed_batch, config, null)
 
@@ -100,7 +162,7 @@ def main() -> None:
         logging_steps=50,
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        use_cpu=device == "cpu",
         seed=0,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -114,26 +176,38 @@ def main() -> None:
         uniflow_config=config,
         null_condition=null,
     )
-    trainer_seconds = time.perf_counter()
-    trainer.train()
-    trainer_seconds = time.perf_counter() - trainer_seconds
+    timer = StepTimer(warmup)
+    trainer.add_callback(timer)
+    with peak_memory(device) as trainer_memory:
+        trainer.train()
     pipe.transformer.eval()
     after_trainer = evaluate(pipe, fixed_batch, config, null)
-    trainer_steps_per_second = args.steps / trainer_seconds
+    trainer_steps_per_second = (args.steps - warmup) / (timer.end - timer.start)
 
+    ratio = bare_steps_per_second / trainer_steps_per_second
     emit(
         {
-            "setup": f"tiny pipeline, 16 clips 16x16x5, batch {args.batch_size}, {args.steps} steps, lr 1e-3, CPU",
-            "threads": torch.get_num_threads(),
-            "bare_loop_steps_per_second": round(bare_steps_per_second, 2),
-            "trainer_steps_per_second": round(trainer_steps_per_second, 2),
-            "trainer_over_bare_time_ratio": round(bare_steps_per_second / trainer_steps_per_second, 3),
+            "benchmark": "training_overhead",
+            "quick": args.quick,
+            **environment(device),
+            "setup": f"tiny pipeline, 16 clips 16x16x5, batch {args.batch_size}, {args.steps} steps, lr 1e-3",
+            "bare_loop_samples_per_second": round(bare_steps_per_second * args.batch_size, 2),
+            "trainer_samples_per_second": round(trainer_steps_per_second * args.batch_size, 2),
+            "trainer_over_bare_time_ratio": round(ratio, 3),
+            "goal_trainer_over_bare": GOAL,
+            "goal_met": None if args.quick else ratio <= GOAL,
+            "bare_loop_peak_memory_mb": bare_memory["peak_mb"],
+            "trainer_peak_memory_mb": trainer_memory["peak_mb"],
             "losses_before": before,
             "losses_after_bare_loop": after_bare,
             "losses_after_trainer": after_trainer,
         },
         args.output,
     )
+
+
+def to_device(batch: dict, device: str) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 if __name__ == "__main__":

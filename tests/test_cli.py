@@ -1,5 +1,11 @@
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -237,3 +243,44 @@ def test_model_defaults_to_univigu_hf_default_model(tmp_path, tiny_model_dir, ca
     code, _, err = run_cli(capsys, "generate", prompt="a", output=tmp_path / "o.mp4", steps=1, quiet=True)
     assert code == 0, err
     assert (tmp_path / "o.mp4").exists()
+
+
+def test_caption_video_cache_options(tmp_path, tiny_model_dir, capsys):
+    from diffusers.utils import export_to_video
+
+    video = export_to_video(list(np.random.default_rng(0).random((5, 16, 16, 3))), str(tmp_path / "v.mp4"), fps=8)
+    options = dict(model=tiny_model_dir, steps=3, seed=0, quiet=True)
+    code, _, err = run_cli(capsys, "caption", video, video_cache="exact", **options)
+    assert code == 2 and "video_cache='exact' needs a transformer with video_attends_text=False" in err
+    code, approx, err = run_cli(capsys, "caption", video, video_cache="approx", video_cache_refresh=1, **options)
+    assert code == 0, err
+    assert approx == run_cli(capsys, "caption", video, **options)[1]  # refreshed at every step: the uncached loop
+    code, _, err = run_cli(capsys, "caption", video, video_cache="approx", video_cache_refresh=0, **options)
+    assert code == 2 and "--video-cache-refresh must be positive" in err
+
+
+def test_caption_splits_videos_between_accelerate_processes(tmp_path, tiny_model_dir, capsys):
+    from diffusers.utils import export_to_video
+
+    root = Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(1)
+    videos = [export_to_video(list(rng.random((5, 16, 16, 3))), str(tmp_path / f"v{i}.mp4"), fps=8) for i in range(3)]
+    options = dict(model=tiny_model_dir, steps=2, seed=7, quiet=True, json=True)
+    code, out, err = run_cli(capsys, "caption", *videos, **options)
+    assert code == 0, err
+    alone = json.loads(out)
+
+    with socket.socket() as probe:  # a free port for the processes' rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root / "src")}
+    config = root / "examples" / "accelerate_configs" / "cpu_2proc.yaml"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+    command += ["--main_process_port", str(port), "-m", "univigu_hf.cli", "caption", *videos]
+    command += ["--model", tiny_model_dir, "--steps", "2", "--seed", "7", "--quiet", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1  # the main process reports for all
+    assert reports[0]["num_processes"] == 2
+    assert reports[0]["videos"] == videos and reports[0]["text"] == alone["text"]

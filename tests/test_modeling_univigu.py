@@ -186,6 +186,105 @@ def test_text_positions_use_rotary_embedding(tiny_model):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# 2b. Video context cache (captioning with cached video keys/values)
+# ---------------------------------------------------------------------------------------------------------------------
+def _text_step(model, inputs, context, **kwargs):
+    return model(text_ids=inputs["text_ids"], text_timestep=inputs["text_timestep"], video_context=context, **kwargs)
+
+
+def _video_context(model, inputs, with_text=True):
+    keep = ("video_latents", "video_timestep", "encoder_hidden_states")
+    kwargs = inputs if with_text else {k: inputs[k] for k in keep}
+    return model(**kwargs, return_video_context=True).video_context
+
+
+@pytest.mark.parametrize("with_text", [True, False], ids=["context_from_joint_step", "context_from_video_only"])
+def test_video_context_is_exact_when_video_does_not_attend_text(with_text):
+    model = build_tiny_univigu(video_attends_text=False)
+    inputs = make_inputs(text_length=6)
+    later = make_inputs(text_length=6, seed=1)  # another caption state and text time, same video
+    later = {**inputs, "text_ids": later["text_ids"], "text_timestep": later["text_timestep"]}
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        context = _video_context(model, inputs, with_text)
+        full = model(**later)
+        cached = _text_step(model, later, context)
+        full_masked = model(**later, text_attention_mask=mask)
+        cached_masked = _text_step(model, later, context, text_attention_mask=mask)
+    assert context.exact and context.num_layers == 2 and context.batch_size == 2
+    assert context.num_video_tokens == 3 * 2 * 3 and context.keys[0].shape == (2, 18, 2, 12)
+    assert cached.video_velocity is None
+    torch.testing.assert_close(cached.text_logits, full.text_logits, atol=1e-6, rtol=0)
+    torch.testing.assert_close(cached_masked.text_logits, full_masked.text_logits, atol=1e-6, rtol=0)
+
+
+def test_video_context_of_a_joint_attention_model_is_an_approximation(tiny_model):
+    inputs = make_inputs()
+    later = make_inputs(seed=1)
+    later = {**inputs, "text_ids": later["text_ids"], "text_timestep": later["text_timestep"]}
+    with torch.no_grad():
+        output = tiny_model(**inputs, return_video_context=True)
+        # At the caption state it was computed with, the context reproduces that step...
+        same_step = _text_step(tiny_model, inputs, output.video_context)
+        # ...at another one the video keys/values are stale.
+        stale = _text_step(tiny_model, later, output.video_context)
+        full = tiny_model(**later)
+    assert not output.video_context.exact
+    torch.testing.assert_close(same_step.text_logits, output.text_logits, atol=1e-6, rtol=0)
+    assert (stale.text_logits - full.text_logits).abs().max() > 1e-4
+
+
+def test_return_video_context_as_tuple_and_memory(tiny_model):
+    inputs = make_inputs()
+    with torch.no_grad():
+        velocity, logits, context = tiny_model(**inputs, return_video_context=True, return_dict=False)
+        plain = tiny_model(**inputs)
+    torch.testing.assert_close(velocity, plain.video_velocity, atol=0, rtol=0)
+    torch.testing.assert_close(logits, plain.text_logits, atol=0, rtol=0)
+    assert plain.video_context is None
+    # Keys and values of 2 layers (batch 2 x 18 tokens x 24 channels each) plus the projected condition (2 x 7 x 24).
+    assert context.nbytes == (2 * 2 * 2 * 18 * 24 + 2 * 7 * 24) * 4
+
+
+BAD_VIDEO_CONTEXT_CALLS = [
+    ("return without video", dict(drop_video=True, return_video_context=True), ValueError, "needs video_latents"),
+    ("not a context", dict(drop_video=True, video_context=(1, 2)), TypeError, "video_context must be a UniViGU"),
+    ("context and video", dict(video_context="context"), ValueError, "video_latents must be None with video_context"),
+    (
+        "context and condition",
+        dict(drop_video=True, video_context="context", encoder_hidden_states=torch.zeros(2, 1, 32)),
+        ValueError,
+        "encoder_hidden_states must be None with video_context",
+    ),
+    (
+        "context batch",
+        dict(drop_video=True, video_context="context", text_ids=torch.zeros(3, 5, dtype=torch.long)),
+        ValueError,
+        "video_context holds 2 layers for batch size 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name,changes,error,message", BAD_VIDEO_CONTEXT_CALLS, ids=[case[0] for case in BAD_VIDEO_CONTEXT_CALLS]
+)
+def test_bad_video_context_is_a_clear_error(tiny_model, name, changes, error, message):
+    inputs = make_inputs()
+    with torch.no_grad():
+        context = tiny_model(**inputs, return_video_context=True).video_context
+    changes = dict(changes)
+    if changes.pop("drop_video", False):
+        inputs.update(video_latents=None, video_timestep=None, encoder_hidden_states=None)
+    if changes.get("video_context") == "context":
+        changes["video_context"] = context
+    if "text_ids" in changes:
+        inputs["text_timestep"] = torch.zeros(changes["text_ids"].shape[0])
+    inputs.update(changes)
+    with pytest.raises(error, match=message):
+        tiny_model(**inputs)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # 3. Padding mask
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("video_attends_text", [True, False])
@@ -299,18 +398,46 @@ def test_bf16_loading_keeps_fp32_modules_and_matches_diffusers(tmp_path):
     assert joint.text_logits.dtype == torch.bfloat16 and torch.isfinite(joint.text_logits.float()).all()
 
 
-def test_native_attention_backend_selection(tiny_model):
+@pytest.mark.parametrize("video_attends_text", [True, False])
+def test_native_attention_backend_runs_the_joint_attention(monkeypatch, video_attends_text):
+    from diffusers import attention_backend
+    from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+
+    model = build_tiny_univigu(video_attends_text=video_attends_text)
+    calls = []
+    native = _AttentionBackendRegistry._backends[AttentionBackendName.NATIVE]
+
+    def counting_native(**kwargs):
+        calls.append(kwargs["query"].shape[1])
+        return native(**kwargs)
+
+    monkeypatch.setitem(_AttentionBackendRegistry._backends, AttentionBackendName.NATIVE, counting_native)
     inputs = make_inputs()
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
     with torch.no_grad():
-        default = tiny_model(**inputs, text_attention_mask=mask)
-        tiny_model.set_attention_backend("native")
-        assert tiny_model.blocks[0].attn1.processor._attention_backend.value == "native"
-        native = tiny_model(**inputs, text_attention_mask=mask)
-        tiny_model.reset_attention_backend()
-    torch.testing.assert_close(default.text_logits, native.text_logits, atol=1e-6, rtol=0)
+        default = model(**inputs, text_attention_mask=mask, return_video_context=True)
+        model.set_attention_backend("native")
+        assert model.blocks[0].attn1.processor._attention_backend.value == "native"
+        calls.clear()
+        selected = model(**inputs, text_attention_mask=mask)
+        full_calls = list(calls)
+        calls.clear()
+        cached = _text_step(model, inputs, default.video_context, text_attention_mask=mask)
+        model.reset_attention_backend()
+        with attention_backend("_native_math"):  # diffusers' context manager, another kernel
+            math = model(**inputs, text_attention_mask=mask)
+    # Per block: self-attention over [video; text] (video_attends_text=False: video and text queries separately),
+    # then the cross-attention; a cached step runs the text queries only.
+    video, text = 18, 5
+    self_attention = [video + text] if video_attends_text else [video, text]
+    assert full_calls == (self_attention + [video + text]) * 2
+    assert calls == [text, text] * 2
+    for output in (selected, math):
+        torch.testing.assert_close(output.video_velocity, default.video_velocity, atol=1e-5, rtol=0)
+        torch.testing.assert_close(output.text_logits, default.text_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached.text_logits, default.text_logits, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="backend"):
-        tiny_model.set_attention_backend("not-a-backend")
+        model.set_attention_backend("not-a-backend")
 
 
 def test_device_map_and_low_cpu_mem_usage_loading(tmp_path, tiny_model):

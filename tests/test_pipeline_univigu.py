@@ -227,6 +227,66 @@ def test_caption_decoding_stops_at_eos_and_strips_specials(tiny_pipe):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Video context cache
+# ---------------------------------------------------------------------------------------------------------------------
+def _record_caption_steps(pipe, **kwargs):
+    """Captions two videos; returns the texts and, per transformer call, (whether the video ran, the text logits)."""
+    videos = np.random.default_rng(0).random((2, 5, 16, 16, 3), dtype=np.float32)
+    steps = []
+    hook = pipe.transformer.register_forward_hook(
+        lambda module, args, kwargs, output: steps.append(
+            (kwargs.get("video_latents") is not None, output.text_logits)
+        ),
+        with_kwargs=True,
+    )
+    try:
+        text = pipe.caption(videos, generator=[seeded(0), seeded(1)], num_inference_steps=5, **kwargs).text
+    finally:
+        hook.remove()
+    return text, steps
+
+
+def test_exact_video_cache_is_the_default_and_changes_nothing():
+    pipe, _ = build_tiny_pipelines(video_attends_text=False)
+    uncached_text, uncached = _record_caption_steps(pipe, video_cache="off")
+    for kwargs in ({}, {"video_cache": "exact"}):
+        text, cached = _record_caption_steps(pipe, **kwargs)
+        assert [full for full, _ in cached] == [True, False, False, False, False]  # the video runs once
+        assert text == uncached_text
+        for (_, logits), (_, reference) in zip(cached, uncached):
+            torch.testing.assert_close(logits, reference, atol=1e-6, rtol=0)
+    assert [full for full, _ in uncached] == [True] * 5
+
+
+def test_approx_video_cache_on_a_joint_attention_model(tiny_pipe):
+    assert tiny_pipe.transformer.config.video_attends_text  # the official joint attention: no cache by default
+    off_text, off = _record_caption_steps(tiny_pipe)
+    assert [full for full, _ in off] == [True] * 5
+    _, first_only = _record_caption_steps(tiny_pipe, video_cache="approx")
+    _, every_two = _record_caption_steps(tiny_pipe, video_cache="approx", video_cache_refresh=2)
+    every_step_text, every_step = _record_caption_steps(tiny_pipe, video_cache="approx", video_cache_refresh=1)
+    assert [full for full, _ in first_only] == [True, False, False, False, False]
+    assert [full for full, _ in every_two] == [True, False, True, False, True]
+    assert every_step_text == off_text  # refreshing at every step is the uncached loop
+    torch.testing.assert_close(first_only[0][1], off[0][1], atol=0, rtol=0)  # the first step is a full step
+    assert (first_only[1][1] - off[1][1]).abs().max() > 1e-4  # later steps use stale video keys/values
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(video_cache="exact"), "video_cache='exact' needs a transformer with video_attends_text=False"),
+        (dict(video_cache="fast"), "video_cache must be one of \\('off', 'exact', 'approx'\\) or None"),
+        (dict(video_cache="off", video_cache_refresh=2), "video_cache_refresh is only used with video_cache='approx'"),
+        (dict(video_cache="approx", video_cache_refresh=0), "video_cache_refresh must be a positive integer"),
+    ],
+)
+def test_bad_video_cache_arguments(tiny_pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipe.caption(np.zeros((5, 16, 16, 3), np.float32), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Saving and loading
 # ---------------------------------------------------------------------------------------------------------------------
 def test_save_and_load_reproduce_every_mode(tmp_path, tiny_pipe):

@@ -162,6 +162,24 @@ def test_losses_recomputed_independently(pipe, null_condition):
     )
 
 
+@pytest.mark.parametrize("video_attends_text", [True, False])
+def test_video_loss_depends_on_the_caption_only_with_joint_attention(null_condition, video_attends_text):
+    pipe = build_tiny_pipelines(video_attends_text=video_attends_text)[0]
+    examples = make_examples(pipe, 6)
+    other_text = [{**e, "text_ids": e["text_ids"][::-1], "prompt_ids": e["prompt_ids"][::-1]} for e in examples]
+    collate = UniViGUDataCollator(max_text_length=MAX_TEXT, pad_token_id=0)
+    config = UniFlowTrainingConfig(condition_dropout_prob=0.0)
+    a, b = (
+        unified_flow_loss(pipe.transformer, collate(batch), pipe.scheduler, config, step_generator(1), null_condition)
+        for batch in (examples, other_text)
+    )
+    assert (a.text_loss - b.text_loss).abs() > 1e-4
+    if video_attends_text:
+        assert (a.video_loss - b.video_loss).abs() > 1e-6
+    else:  # the video never sees the caption, in training as at inference
+        torch.testing.assert_close(a.video_loss, b.video_loss, atol=1e-7, rtol=0)
+
+
 def test_condition_dropout_rate_matches_p(pipe, null_condition):
     collator = UniViGUDataCollator(max_text_length=MAX_TEXT, pad_token_id=0)
     batch = collator(make_examples(pipe, 64))

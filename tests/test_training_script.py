@@ -79,6 +79,20 @@ def test_text_only_run_keeps_video_weights(assets, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if is_text_parameter(k))
 
 
+@pytest.mark.parametrize("init", ["wan", "unified"])
+def test_video_attends_text_switch_trains_a_cacheable_captioner(assets, tmp_path, init):
+    output = tmp_path / "no_video_to_text"
+    train("recall", assets, output, "--init_from", str(assets / init), "--video_attends_text", "false")
+    pipe = UniViGUPipeline.from_pretrained(output)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.transformer.config.video_attends_text is False
+    video = torch.rand(5, 3, 16, 16)
+    cached = pipe.caption(video, generator=seeded(), num_inference_steps=3).text  # default: video_cache="exact"
+    assert cached == pipe.caption(video, generator=seeded(), num_inference_steps=3, video_cache="off").text
+    summary = json.loads((output / "training_summary.json").read_text())
+    assert summary["stage"] == "recall"
+
+
 def test_lora_run_saves_an_adapter_that_loads_into_the_pipeline(assets, tmp_path):
     output = tmp_path / "lora"
     train("recall", assets, output, "--use_peft", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "0.05")

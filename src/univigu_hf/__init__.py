@@ -16,6 +16,7 @@ from .modeling_univigu import UniViGUModel, UniViGUModelOutput
 from .pipeline_univigu import UniViGUPipeline, UniViGUPipelineOutput
 from .pipelines import TextToVideoPipeline, TextToVideoTextPipeline, VideoToTextPipeline
 from .scheduling_uniflow import UniFlowScheduler
+from .video_context import UniViGUVideoContext
 
 
 __version__ = "0.1.0.dev0"
@@ -48,6 +49,7 @@ __all__ = [
     "UniViGUModelOutput",
     "UniViGUPipeline",
     "UniViGUPipelineOutput",
+    "UniViGUVideoContext",
     "convert_official_checkpoint",
 ]
 __all__ += ["TextToVideoPipeline", "TextToVideoTextPipeline", "VideoToTextPipeline"]

@@ -1,7 +1,8 @@
 """The `univigu` command.
 
     univigu generate --prompt "..." --output out.mp4   text -> video (mp4 or gif)
-    univigu caption VIDEO [VIDEO ...]                  video -> text
+    univigu caption VIDEO [VIDEO ...]                  video -> text (several processes: `accelerate launch -m
+                                                       univigu_hf.cli caption ...` splits the videos)
     univigu joint --prompt "..." --output out.mp4      text -> video + caption
     univigu convert --checkpoint X.pth --wan-config DIR --output DIR   official checkpoint -> safetensors
     univigu demo [--output_dir outputs/demo]           the embedded model in all three tasks, with a report
@@ -300,33 +301,79 @@ def _generate(args: argparse.Namespace) -> int:
     return _run_generation(args, "generate", "generate_video")
 
 
+def _distributed_state(args: argparse.Namespace):
+    """
+    accelerate's `PartialState` when the command runs in several processes (`accelerate launch --num_processes N`),
+    else `None`. CPU processes communicate over gloo; `--device cuda` becomes each process's own GPU.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    try:
+        on_cpu = torch.device(args.device).type == "cpu"
+    except RuntimeError as error:
+        raise CLIError(f"--device: not a torch device: {args.device!r}") from error
+    state = PartialState(cpu=on_cpu)
+    if state.num_processes <= 1:
+        return None
+    if args.device == "cuda":
+        args.device = str(state.device)
+    return state
+
+
 def _caption(args: argparse.Namespace) -> int:
-    """`univigu caption`: video files -> captions."""
+    """
+    `univigu caption`: video files -> captions. Under `accelerate launch` with several processes the videos are
+    split between the processes (`PartialState.split_between_processes`), each loads the model on its device and
+    captions its share, and the main process reports all captions in the input order. Every video gets its own
+    generator seeded with `--seed`, so a caption does not depend on the number of processes.
+    """
     from .pipeline_univigu import _load_video_file
 
-    _check_positive(args, ("steps", "height", "width", "num_frames", "max_text_length"))
-    videos = []
+    _check_positive(args, ("steps", "height", "width", "num_frames", "max_text_length", "video_cache_refresh"))
     for path in args.videos:
+        if not os.path.isfile(path):
+            raise CLIError(f"video file not found: {path!r}")
+    state = _distributed_state(args)
+    paths = list(args.videos)
+    if state is not None:
+        with state.split_between_processes(paths) as share:
+            paths = list(share)
+    videos = []
+    for path in paths:
         try:
             videos.append(_load_video_file(path))
-        except FileNotFoundError as error:
-            raise CLIError(f"video file not found: {path!r}") from error
-        except ValueError as error:
+        except (FileNotFoundError, ValueError) as error:
             cause = error.__cause__ if error.__cause__ is not None else error
             raise CLIError(f"could not read {path!r} as a video ({_first_line(cause)})") from error
     pipe = _load_pipeline(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
+    if state is not None:
+        from accelerate.utils import broadcast_object_list
+
+        seed = broadcast_object_list([seed])[0]  # the main process's, so the report holds for every caption
     start = time.perf_counter()
-    # One generator per video: a video gets the same caption alone or with others.
-    texts = _run_pipeline(
-        pipe.caption,
-        video=videos,
-        prompt=args.prompt,
-        max_text_length=args.max_text_length,
-        num_inference_steps=args.steps,
-        generator=[_generator(seed) for _ in videos],
-        **_size_kwargs(args),
-    ).text
+    texts = []
+    if videos:
+        # One generator per video: a video gets the same caption alone or with others.
+        texts = _run_pipeline(
+            pipe.caption,
+            video=videos,
+            prompt=args.prompt,
+            max_text_length=args.max_text_length,
+            num_inference_steps=args.steps,
+            generator=[_generator(seed) for _ in videos],
+            video_cache=args.video_cache,
+            video_cache_refresh=args.video_cache_refresh,
+            **_size_kwargs(args),
+        ).text
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        texts = gather_object(texts)
+        if not state.is_main_process:
+            return 0
     seconds = time.perf_counter() - start
     report = {
         "task": "caption",
@@ -335,6 +382,8 @@ def _caption(args: argparse.Namespace) -> int:
         "seed": seed,
         "seconds": round(seconds, 3),
     }
+    if state is not None:
+        report["num_processes"] = state.num_processes
     if len(texts) == 1:
         lines = texts
     else:
@@ -762,6 +811,15 @@ def build_parser() -> argparse.ArgumentParser:
     caption = commands.add_parser("caption", help="caption one or more video files")
     caption.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, gif, webm, ...)")
     caption.add_argument("--prompt", help="optional condition for the captioner (default: none)")
+    caption.add_argument(
+        "--video-cache",
+        choices=("off", "exact", "approx"),
+        help="video context cache: exact (models with video_attends_text=False; their default), approx (joint "
+        "attention, an approximation), off (the default otherwise); see docs/pipeline.md",
+    )
+    caption.add_argument(
+        "--video-cache-refresh", type=int, help="with --video-cache approx: a full step every N steps (default: once)"
+    )
     _add_common_arguments(caption, video_output=False, text_output=True)
     caption.set_defaults(handler=_caption)
 

@@ -22,6 +22,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
 from .configuration_univigu import UniViGUConfig
+from .video_context import UniViGUVideoContext
 
 
 logger = logging.get_logger(__name__)
@@ -68,10 +69,13 @@ class UniViGUModelOutput(ModelOutput):
             Predicted flow-matching velocity (`noise - x0`) of the video latents; `None` when no video was given.
         text_logits (`torch.Tensor` of shape `(batch_size, text_length, text_vocab_size)`, *optional*):
             Logits of the clean caption token at each text position; `None` when no text was given.
+        video_context ([`UniViGUVideoContext`], *optional*):
+            The video keys/values of every block, with `return_video_context=True`.
     """
 
     video_velocity: torch.Tensor | None = None
     text_logits: torch.Tensor | None = None
+    video_context: UniViGUVideoContext | None = None
 
 
 def _apply_wan_rotary_emb(hidden_states: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor):
@@ -116,6 +120,9 @@ class UniViGUAttnProcessor:
     Video tokens get Wan's 3-D RoPE and text tokens the 1-D rotate-half RoPE; a key-padding mask hides padded
     caption tokens. With `video_attends_text=False` video queries attend to video keys only, so the video path is
     exactly Wan's. Attention runs through diffusers' `dispatch_attention_fn`, so `set_attention_backend` applies.
+
+    For captioning with a video context cache, `return_video_key_value=True` also returns the video keys (normed,
+    rotated) and values, and `video_key_value` runs text tokens alone against such cached video keys/values.
     """
 
     _attention_backend = None
@@ -131,7 +138,9 @@ class UniViGUAttnProcessor:
         text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         num_video_tokens: int | None = None,
         video_attends_text: bool = True,
-    ) -> torch.Tensor:
+        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        return_video_key_value: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         if encoder_hidden_states is not None:
             raise ValueError("UniViGUAttnProcessor is a self-attention processor; encoder_hidden_states must be None")
         num_tokens = hidden_states.shape[1]
@@ -163,7 +172,13 @@ class UniViGUAttnProcessor:
                 q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
             )
 
-        if video_attends_text or num_video in (0, num_tokens):
+        video_key_value_out = (key[:, :num_video], value[:, :num_video]) if return_video_key_value else None
+        if video_key_value is not None:
+            # Text tokens only, against cached video keys/values: the text rows of the two-call path below.
+            key = torch.cat([video_key_value[0], key], dim=1)
+            value = torch.cat([video_key_value[1], value], dim=1)
+            hidden_states = attend(query, key, value, attention_mask)
+        elif video_attends_text or num_video in (0, num_tokens):
             hidden_states = attend(query, key, value, attention_mask)
         else:
             # Video queries see video keys only (exactly Wan); text queries see everything that is not padding.
@@ -174,6 +189,8 @@ class UniViGUAttnProcessor:
         hidden_states = hidden_states.flatten(2, 3).type_as(query)
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
+        if return_video_key_value:
+            return hidden_states, video_key_value_out
         return hidden_states
 
 
@@ -233,7 +250,9 @@ class UniViGUTransformerBlock(WanTransformerBlock):
         text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         attention_mask: torch.Tensor | None = None,
         video_attends_text: bool = True,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        return_video_key_value: bool = False,
+    ) -> tuple:
         """
         Args:
             hidden_states: video tokens `(B, L_v, D)` or `None`.
@@ -243,9 +262,13 @@ class UniViGUTransformerBlock(WanTransformerBlock):
             text_hidden_states: text tokens `(B, L_t, D)` or `None`.
             attention_mask: key-padding mask `(B, 1, 1, L_v + L_t)` (bool, `True` = attend) or `None`.
             video_attends_text: whether video queries attend to text keys.
+            video_key_value: cached video keys/values `(B, L_v, H, Dh)` of this block's self-attention, for a
+                text-only step (`hidden_states=None`); see [`UniViGUVideoContext`].
+            return_video_key_value: also return this block's video keys/values.
 
         Returns:
-            `tuple`: the updated video and text tokens (`None` where absent).
+            `tuple`: the updated video and text tokens (`None` where absent), plus the video `(key, value)` with
+            `return_video_key_value=True`.
         """
         streams = []  # (tokens, shift, scale, gate, c_shift, c_scale, c_gate, ffn)
         if hidden_states is not None:
@@ -270,7 +293,11 @@ class UniViGUTransformerBlock(WanTransformerBlock):
             text_rotary_emb=text_rotary_emb,
             num_video_tokens=hidden_states.shape[1] if hidden_states is not None else 0,
             video_attends_text=video_attends_text,
+            video_key_value=video_key_value,
+            return_video_key_value=return_video_key_value,
         )
+        if return_video_key_value:
+            attn_output, video_key_value = attn_output
         tokens = [(x.float() + out * gate).type_as(x) for (x, _, _, gate, *_), out in zip(streams, split(attn_output))]
 
         # 2. Cross-attention to the prompt, shared by both modalities (ungated, as Wan).
@@ -287,6 +314,8 @@ class UniViGUTransformerBlock(WanTransformerBlock):
 
         video_out = outputs.pop(0) if hidden_states is not None else None
         text_out = outputs.pop(0) if text_hidden_states is not None else None
+        if return_video_key_value:
+            return video_out, text_out, video_key_value
         return video_out, text_out
 
 
@@ -440,6 +469,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
         text_timestep,
         encoder_hidden_states,
         text_attention_mask,
+        video_context=None,
     ) -> int:
         config = self.config
         if video_latents is None and text_ids is None:
@@ -499,7 +529,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
                         f"text_attention_mask must have the shape of text_ids {tuple(text_ids.shape)}, got "
                         f"{tuple(text_attention_mask.shape)}"
                     )
-                if video_latents is None and not torch.compiler.is_compiling():
+                if video_latents is None and video_context is None and not torch.compiler.is_compiling():
                     if not bool(text_attention_mask.bool().any(dim=1).all()):
                         raise ValueError(
                             "text_attention_mask masks every text token of a sample and there are no video tokens: "
@@ -537,6 +567,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
         text_timestep: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         text_attention_mask: torch.Tensor | None = None,
+        video_context: UniViGUVideoContext | None = None,
+        return_video_context: bool = False,
         return_dict: bool = True,
     ) -> UniViGUModelOutput | tuple:
         r"""
@@ -556,17 +588,34 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 captioning default (one zero token is exactly equivalent to any number of them).
             text_attention_mask (`torch.Tensor` of shape `(batch_size, text_length)`, *optional*):
                 1/`True` for real caption tokens, 0/`False` for padding that no token may attend to.
+            video_context ([`UniViGUVideoContext`], *optional*):
+                Cached video keys/values (from `return_video_context=True`) that stand in for the video: only the
+                text tokens are computed, their queries attending to `[cached video keys; text keys]`. Takes
+                `text_ids` without `video_latents` or `encoder_hidden_states` (the context holds the condition).
+                Equals the full forward when the context is `exact` (`video_attends_text=False`).
+            return_video_context (`bool`, defaults to `False`):
+                Also return the [`UniViGUVideoContext`] of this forward (needs `video_latents`).
             return_dict (`bool`, defaults to `True`):
                 Whether to return a [`UniViGUModelOutput`] instead of a tuple.
 
         Returns:
-            [`UniViGUModelOutput`] or `tuple`: `(video_velocity, text_logits)`, `None` for an absent modality.
+            [`UniViGUModelOutput`] or `tuple`: `(video_velocity, text_logits)`, `None` for an absent modality, plus
+            `video_context` with `return_video_context=True`.
         """
         batch_size = self._check_inputs(
-            video_latents, text_ids, video_timestep, text_timestep, encoder_hidden_states, text_attention_mask
+            video_latents,
+            text_ids,
+            video_timestep,
+            text_timestep,
+            encoder_hidden_states,
+            text_attention_mask,
+            video_context,
+        )
+        self._check_video_context(
+            video_context, return_video_context, video_latents, encoder_hidden_states, batch_size
         )
         config = self.config
-        if encoder_hidden_states is None:
+        if encoder_hidden_states is None and video_context is None:
             encoder_hidden_states = self.patch_embedding.weight.new_zeros(batch_size, 1, config.text_dim)
             if video_latents is not None:
                 encoder_hidden_states = encoder_hidden_states.to(video_latents.dtype)
@@ -582,6 +631,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 _expand_timestep(video_timestep, batch_size, video_latents.device), encoder_hidden_states
             )
             video_modulation = video_modulation.unflatten(1, (6, -1))
+        elif video_context is not None:
+            encoder_hidden_states = video_context.encoder_hidden_states
         else:
             encoder_hidden_states = self.condition_embedder.text_embedder(encoder_hidden_states)
 
@@ -590,6 +641,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
             text_hidden = self.text_embedding(text_ids)
             if video_hidden is not None:
                 text_hidden = text_hidden.to(video_hidden.dtype)
+            elif video_context is not None:
+                text_hidden = text_hidden.to(video_context.hidden_dtype)
             text_temb, text_modulation = self.text_time_embedding(
                 _expand_timestep(text_timestep, batch_size, text_ids.device), dtype=encoder_hidden_states.dtype
             )
@@ -598,13 +651,15 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 text_ids.shape[1], config.attention_head_dim, config.text_rope_theta, text_ids.device
             )
             if text_attention_mask is not None and not bool(text_attention_mask.bool().all()):
-                num_video = 0 if video_hidden is None else video_hidden.shape[1]
+                num_video = video_hidden.shape[1] if video_hidden is not None else 0
+                num_video = video_context.num_video_tokens if video_context is not None else num_video
                 key_mask = text_attention_mask.bool()
                 if num_video:
                     key_mask = torch.cat([key_mask.new_ones(batch_size, num_video), key_mask], dim=1)
                 attention_mask = key_mask[:, None, None, :]
 
-        for block in self.blocks:
+        video_keys, video_values = [], []
+        for index, block in enumerate(self.blocks):
             args = (
                 video_hidden,
                 encoder_hidden_states,
@@ -615,8 +670,13 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 text_rotary_emb,
                 attention_mask,
                 config.video_attends_text,
+                None if video_context is None else (video_context.keys[index], video_context.values[index]),
             )
-            if torch.is_grad_enabled() and self.gradient_checkpointing:
+            if return_video_context:
+                video_hidden, text_hidden, (key, value) = block(*args, return_video_key_value=True)
+                video_keys.append(key)
+                video_values.append(value)
+            elif torch.is_grad_enabled() and self.gradient_checkpointing:
                 video_hidden, text_hidden = self._gradient_checkpointing_func(block, *args)
             else:
                 video_hidden, text_hidden = block(*args)
@@ -629,9 +689,42 @@ class UniViGUModel(UniViGUPreTrainedModel):
             text_hidden = (self.text_norm_out(text_hidden.float()) * (1 + scale) + shift).type_as(text_hidden)
             text_logits = self.text_proj_out(text_hidden)
 
+        new_context = None
+        if return_video_context:
+            new_context = UniViGUVideoContext(
+                keys=tuple(video_keys),
+                values=tuple(video_values),
+                encoder_hidden_states=encoder_hidden_states,
+                hidden_dtype=video_hidden.dtype,
+                exact=not config.video_attends_text,
+            )
         if not return_dict:
-            return (video_velocity, text_logits)
-        return UniViGUModelOutput(video_velocity=video_velocity, text_logits=text_logits)
+            return (video_velocity, text_logits) + ((new_context,) if return_video_context else ())
+        return UniViGUModelOutput(video_velocity=video_velocity, text_logits=text_logits, video_context=new_context)
+
+    def _check_video_context(
+        self, video_context, return_video_context, video_latents, encoder_hidden_states, batch_size
+    ) -> None:
+        if return_video_context and video_latents is None:
+            raise ValueError("return_video_context=True needs video_latents (the context holds their keys/values)")
+        if video_context is None:
+            return
+        if not isinstance(video_context, UniViGUVideoContext):
+            raise TypeError(
+                "video_context must be a UniViGUVideoContext (from return_video_context=True), got "
+                f"{_describe(video_context)}"
+            )
+        for name, value in (("video_latents", video_latents), ("encoder_hidden_states", encoder_hidden_states)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} must be None with video_context: the context stands in for the video and holds the "
+                    "prompt condition it was computed with"
+                )
+        if video_context.num_layers != self.config.num_layers or video_context.batch_size != batch_size:
+            raise ValueError(
+                f"video_context holds {video_context.num_layers} layers for batch size {video_context.batch_size}; "
+                f"this model has num_layers={self.config.num_layers} and text_ids has batch size {batch_size}"
+            )
 
     def _video_head(self, hidden_states: torch.Tensor, temb: torch.Tensor, post_patch_shape: tuple) -> torch.Tensor:
         # Wan's output norm, projection and unpatchify.

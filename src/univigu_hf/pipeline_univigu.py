@@ -25,6 +25,7 @@ logger = logging.get_logger(__name__)
 
 TASKS = ("t2v", "v2t", "joint")
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+VIDEO_CACHE_MODES = ("off", "exact", "approx")
 TRANSFORMERS_CONFIG_NAME = "config.json"
 TRANSFORMERS_INDEX_NAME = "model.safetensors.index.json"
 
@@ -133,6 +134,7 @@ class UniViGUPipeline(DiffusionPipeline):
         max_text_length: int = 256,
         shift: float | None = None,
         torch_dtype: torch.dtype | None = None,
+        video_attends_text: bool = True,
         **pipeline_kwargs,
     ) -> "UniViGUPipeline":
         r"""
@@ -149,6 +151,8 @@ class UniViGUPipeline(DiffusionPipeline):
             shift (`float`, *optional*): flow shift; `None` takes the Wan scheduler's `flow_shift`/`shift` (3.0 if
                 it has none).
             torch_dtype (`torch.dtype`, *optional*): dtype to load a Wan pipeline from a path in.
+            video_attends_text (`bool`, defaults to `True`): the transformer's `video_attends_text` (`False`: the
+                video never attends to the caption, which makes the exact video context cache of `caption` possible).
             **pipeline_kwargs: pipeline config (`default_height`, `default_num_inference_steps`, ...).
 
         Returns:
@@ -172,6 +176,7 @@ class UniViGUPipeline(DiffusionPipeline):
             text_ffn_dim=text_ffn_dim,
             max_text_length=max_text_length,
             pad_token_id=wan.tokenizer.pad_token_id if wan.tokenizer.pad_token_id is not None else 0,
+            video_attends_text=video_attends_text,
         )
         if shift is None:
             wan_scheduler = dict(wan.scheduler.config)
@@ -661,6 +666,8 @@ class UniViGUPipeline(DiffusionPipeline):
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("text_ids",),
         max_sequence_length: int = 512,
+        video_cache: str | None = None,
+        video_cache_refresh: int | None = None,
     ) -> UniViGUPipelineOutput | tuple:
         r"""
         Captions videos (video→text): the video is VAE-encoded and stays clean (time 0); the caption is denoised
@@ -680,10 +687,20 @@ class UniViGUPipeline(DiffusionPipeline):
             callback_on_step_end (`Callable`, *optional*): `callback(pipe, step, text_time, {"text_ids": ...})`.
             callback_on_step_end_tensor_inputs (`list[str]`): only `"text_ids"` and `"latents"` are available here.
             max_sequence_length (`int`, defaults to 512): T5 length of the optional prompt.
+            video_cache (`str`, *optional*): the video context cache ([`UniViGUVideoContext`]). `"off"`: every step
+                runs the whole `[video; text]` sequence. `"exact"`: the first step also returns every block's video
+                keys/values and the other steps run only the text tokens against them; identical captions, for
+                transformers with `video_attends_text=False` (the video never sees the text). `"approx"`: the same
+                for joint-attention models, an approximation (the video states of the step that computed them),
+                recomputed every `video_cache_refresh` steps. Default: `"exact"` when the transformer allows it,
+                else `"off"`.
+            video_cache_refresh (`int`, *optional*): with `video_cache="approx"`, recompute the video keys/values
+                with a full step every this many steps (`None`: only at the first step).
 
         Returns:
             [`UniViGUPipelineOutput`] with `text` (a list of strings, `frames=None`), or `(text,)`.
         """
+        video_cache = self._resolve_video_cache(video_cache, video_cache_refresh)
         steps, _ = self._resolve_common(num_inference_steps, "np", 1.0)
         length = self._resolve_text_length(max_text_length)
         self._check_callback(callback_on_step_end_tensor_inputs)
@@ -708,17 +725,28 @@ class UniViGUPipeline(DiffusionPipeline):
         latents = latents.to(self.transformer.dtype)
         text_times = self.scheduler.text_times
         self._num_timesteps, self._interrupt = steps, False
+        video_context = None
         with self.progress_bar(total=steps) as progress_bar:
             for i in range(steps):
                 t_text = text_times[i]
-                logits = self.transformer(
-                    video_latents=latents,
-                    text_ids=text_ids,
-                    video_timestep=video_timestep,
-                    text_timestep=self.scheduler.text_time_to_timestep(t_text).expand(batch).to(device),
-                    encoder_hidden_states=prompt_embeds,
-                    return_dict=False,
-                )[1]
+                text_timestep = self.scheduler.text_time_to_timestep(t_text).expand(batch).to(device)
+                full_step = video_context is None or (video_cache_refresh is not None and i % video_cache_refresh == 0)
+                if full_step:
+                    output = self.transformer(
+                        video_latents=latents,
+                        text_ids=text_ids,
+                        video_timestep=video_timestep,
+                        text_timestep=text_timestep,
+                        encoder_hidden_states=prompt_embeds,
+                        return_video_context=video_cache != "off",
+                    )
+                    logits = output.text_logits
+                    if video_cache != "off":
+                        video_context = output.video_context
+                else:
+                    logits = self.transformer(
+                        text_ids=text_ids, text_timestep=text_timestep, video_context=video_context
+                    ).text_logits
                 text_ids = self._step_text(logits, t_text, text_ids, generators, text_times[i + 1])
                 if callback_on_step_end is not None:
                     outputs = self._run_callback(
@@ -732,6 +760,34 @@ class UniViGUPipeline(DiffusionPipeline):
         if not return_dict:
             return (text,)
         return UniViGUPipelineOutput(frames=None, text=text)
+
+    def _resolve_video_cache(self, video_cache, video_cache_refresh) -> str:
+        """Checks `caption`'s cache arguments; returns the mode (`None` -> "exact" when allowed, else "off")."""
+        joint_attention = self.transformer.config.video_attends_text
+        if video_cache is None:
+            video_cache = "off" if joint_attention else "exact"
+        if video_cache not in VIDEO_CACHE_MODES:
+            raise ValueError(
+                f"video_cache must be one of {VIDEO_CACHE_MODES} or None (exact when the model allows it, else off), "
+                f"got {video_cache!r}"
+            )
+        if video_cache == "exact" and joint_attention:
+            raise ValueError(
+                "video_cache='exact' needs a transformer with video_attends_text=False (its video never attends to the "
+                "caption); this one has video_attends_text=True, so use video_cache='off' (exact, the default here) "
+                "or video_cache='approx' (cached video keys/values, an approximation)"
+            )
+        if video_cache_refresh is not None:
+            if video_cache != "approx":
+                raise ValueError(
+                    f"video_cache_refresh is only used with video_cache='approx', got video_cache={video_cache!r}"
+                )
+            if not _is_int(video_cache_refresh) or video_cache_refresh < 1:
+                raise ValueError(
+                    "video_cache_refresh must be a positive integer (a full step every that many steps) or None "
+                    f"(only the first step), got {video_cache_refresh!r}"
+                )
+        return video_cache
 
     def _sample_text_source(self, batch, length, generators, device) -> torch.Tensor:
         if generators is None:

@@ -246,8 +246,8 @@ class VideoToTextPipeline(_UniViGUTaskPipeline):
     — or a list of videos (a 5-D array / tensor is a batch of videos).
 
     Call parameters (passed to `caption`): `prompt`, `max_text_length`, `num_inference_steps`, `generator`, `height`,
-    `width`, `num_frames`, `max_sequence_length`, `callback_on_step_end`, `callback_on_step_end_tensor_inputs`, and
-    `batch_size`.
+    `width`, `num_frames`, `max_sequence_length`, `callback_on_step_end`, `callback_on_step_end_tensor_inputs`,
+    `video_cache`, `video_cache_refresh`, and `batch_size`.
 
     Returns: for one video `[{"generated_text": caption}]`; for a list of videos, one such list per video.
     """

@@ -55,6 +55,14 @@ class UniViGUScriptArguments(ScriptArguments):
     max_text_length: int | None = field(
         default=None, metadata={"help": "Caption length; None: the model's max_text_length."}
     )
+    video_attends_text: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Whether video tokens attend to caption tokens (official: true). false: the video never sees the "
+            "caption, so captioning can reuse the video keys/values exactly (caption(video_cache='exact')). None: "
+            "keep the model's setting (true when growing from Wan)."
+        },
+    )
     height: int | None = field(default=None, metadata={"help": "Video height (None: the pipeline default)."})
     width: int | None = field(default=None, metadata={"help": "Video width (None: the pipeline default)."})
     num_frames: int | None = field(default=None, metadata={"help": "Frames per clip, 4k+1 (None: pipeline default)."})
@@ -102,11 +110,28 @@ def parse_args(argv: list[str] | None = None):
 
 
 def load_pipeline_for_training(
-    init_from: str, *, text_ffn_dim: int | None = None, max_text_length: int | None = None, dtype=None
+    init_from: str,
+    *,
+    text_ffn_dim: int | None = None,
+    max_text_length: int | None = None,
+    dtype=None,
+    video_attends_text: bool | None = None,
 ) -> UniViGUPipeline:
     """
     Loads a [`UniViGUPipeline`] to train: a UniViGU pipeline as is, or a diffusers Wan pipeline grown with
     [`UniViGUPipeline.from_wan`] (fresh text branch).
+
+    Args:
+        init_from (`str`): a UniViGU or Wan pipeline folder / repo id.
+        text_ffn_dim (`int`, *optional*): text FFN width when growing from Wan.
+        max_text_length (`int`, *optional*): caption length when growing from Wan.
+        dtype (`torch.dtype`, *optional*): dtype to load in.
+        video_attends_text (`bool`, *optional*): the transformer's `video_attends_text`; `None` keeps the loaded
+            model's (Wan: `True`, the official joint attention). Switching a trained model changes its video path,
+            which the training then adapts to.
+
+    Returns:
+        [`UniViGUPipeline`]
     """
     try:
         class_name = DiffusionPipeline.load_config(init_from).get("_class_name")
@@ -118,9 +143,18 @@ def load_pipeline_for_training(
         pipeline = UniViGUPipeline.from_pretrained(init_from, **diffusers_dtype_kwargs(dtype))
         if text_ffn_dim is not None:
             logger.warning("--text_ffn_dim is ignored: --init_from is already a UniViGU pipeline")
+        config = pipeline.transformer.config
+        if video_attends_text is not None and video_attends_text != config.video_attends_text:
+            logger.warning(
+                f"--video_attends_text={video_attends_text} changes the attention of a model trained with "
+                f"video_attends_text={config.video_attends_text}: its video path changes and training adapts to it"
+            )
+            config.video_attends_text = video_attends_text
         return pipeline
     if class_name and class_name.startswith("Wan"):
         kwargs = {} if max_text_length is None else {"max_text_length": max_text_length}
+        if video_attends_text is not None:
+            kwargs["video_attends_text"] = video_attends_text
         return UniViGUPipeline.from_wan(init_from, text_ffn_dim=text_ffn_dim, torch_dtype=dtype, **kwargs)
     raise ValueError(f"--init_from={init_from!r} holds a {class_name}; expected a WanPipeline or a UniViGUPipeline")
 
@@ -166,7 +200,11 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         raise ValueError("--dataset_name is required (a datasets name or a folder of videos with metadata.jsonl)")
     dtype = None if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     pipeline = load_pipeline_for_training(
-        init_from, text_ffn_dim=script_args.text_ffn_dim, max_text_length=script_args.max_text_length, dtype=dtype
+        init_from,
+        text_ffn_dim=script_args.text_ffn_dim,
+        max_text_length=script_args.max_text_length,
+        dtype=dtype,
+        video_attends_text=script_args.video_attends_text,
     )
     max_text_length = script_args.max_text_length or pipeline.transformer.config.max_text_length
     # The trained pipeline generates at the size it was trained at.

@@ -1,0 +1,145 @@
+"""Shared pieces of the benchmark scripts: arguments, side-by-side timing, the model sizes and their builders."""
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from conftest import build_tiny_text_encoder, build_tiny_tokenizer, build_tiny_vae  # noqa: E402
+from univigu_hf import UniViGUModel, UniViGUPipeline  # noqa: E402
+
+
+# A mid-size Wan-shaped transformer: runs a 4k-token forward in about a second on 2 CPU cores. Prompts are Wan's
+# (512 x 4096 umT5 embeddings); the caption vocabulary keeps the text head's share of a caption step near 1.3B's.
+MID_SIZE = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=4,
+    attention_head_dim=64,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=1024,
+    num_layers=4,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=1024,
+)
+MID_SIZE_TEXT_VOCAB = 4096
+# `--quick`: the same code on a model small enough that every script ends in seconds.
+QUICK_SIZE = {**MID_SIZE, "num_attention_heads": 2, "attention_head_dim": 32, "text_dim": 64, "ffn_dim": 128}
+QUICK_SIZE["num_layers"] = 2
+QUICK_TEXT_VOCAB = 256
+PROMPT_LENGTH = 512  # Wan's max_sequence_length
+LATENT_FRAMES = 4  # 13 video frames
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark takes: `--device`, `--quick`, `--output`."""
+    result = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    result.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tiny sizes, few repeats)")
+    result.add_argument("--output", default=None, help="JSON file to write (folders are created)")
+    return result
+
+
+def synchronize(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def compare_seconds(functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1) -> dict[str, float]:
+    """
+    Median wall time of each function, measured side by side: after `warmup` calls of each, the functions run in
+    turn `repeats` times (A, B, C, A, B, C, ...), so a change in machine load affects all of them alike.
+
+    Returns:
+        `dict[str, float]`: seconds per call, by name.
+    """
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    samples = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            synchronize(device)
+            start = time.perf_counter()
+            function()
+            synchronize(device)
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def latent_shape(video_tokens: int, frames: int = LATENT_FRAMES) -> tuple[int, int, int]:
+    """Latent `(frames, height, width)` with `video_tokens` patches of 1x2x2, as square as possible."""
+    per_frame = video_tokens // frames
+    if per_frame * frames != video_tokens:
+        raise ValueError(f"video_tokens must be a multiple of {frames}, got {video_tokens}")
+    rows = 2 ** int(math.log2(math.isqrt(per_frame)))
+    while per_frame % rows:
+        rows //= 2
+    return frames, 2 * rows, 2 * (per_frame // rows)
+
+
+def pixel_size(video_tokens: int, vae_factor: int = 8) -> dict:
+    """`height`, `width`, `num_frames` of a video that a Wan VAE (4x temporal, 8x spatial) maps to `video_tokens`."""
+    frames, height, width = latent_shape(video_tokens)
+    return {"num_frames": 4 * (frames - 1) + 1, "height": height * vae_factor, "width": width * vae_factor}
+
+
+def build_models(config: dict, text_vocab_size: int, device: str, seed: int = 0, **kwargs):
+    """A random fp32 `WanTransformer3DModel` and the `UniViGUModel` grown from it (same video weights)."""
+    torch.manual_seed(seed)
+    wan = WanTransformer3DModel(**config).eval()
+    model = UniViGUModel.from_wan(wan, text_vocab_size=text_vocab_size, **kwargs)
+    _randomize_text_head(model, seed)
+    return wan.to(device), model.to(device).eval()
+
+
+def build_pipelines(config: dict, text_vocab_size: int, device: str, seed: int = 0, **kwargs):
+    """
+    A `WanPipeline` with a transformer of `config` (the tiny test VAE, prompt encoder and tokenizer) and the
+    `UniViGUPipeline` grown from it; `kwargs` go to `UniViGUPipeline.from_wan`.
+    """
+    config = {**config, "text_dim": 32}  # the tiny test encoder's width
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(seed)
+    wan = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=build_tiny_text_encoder(seed),
+        vae=build_tiny_vae(seed),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        transformer=WanTransformer3DModel(**config).eval(),
+    )
+    unified = UniViGUPipeline.from_wan(wan, text_vocab_size=text_vocab_size, **kwargs)
+    _randomize_text_head(unified.transformer, seed)
+    for pipe in (wan, unified):
+        pipe.set_progress_bar_config(disable=True)
+        pipe.to(device)
+    return wan, unified
+
+
+def _randomize_text_head(model: UniViGUModel, seed: int) -> None:
+    # `from_wan` zero-initialises the text head (uniform logits); a random one makes captions depend on the video.
+    generator = torch.Generator().manual_seed(seed + 1)
+    head = model.text_proj_out
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * head.in_features**-0.5)
+        head.bias.zero_()
+
+
+def environment(device: str) -> dict:
+    """What the numbers were measured on."""
+    info = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if str(device).startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
