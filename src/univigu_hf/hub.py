@@ -513,7 +513,8 @@ def _evaluation_table(results: list[dict]) -> dict | None:
     return {"columns": columns, "rows": rows}
 
 
-def _lora_settings(adapter_config: dict) -> dict:
+def lora_settings(adapter_config: dict) -> dict:
+    """The LoRA settings a card shows, from a PEFT config dict (empty values left out, module lists sorted)."""
     keys = ("r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "use_rslora", "use_dora")
     settings = {key: adapter_config.get(key) for key in keys if adapter_config.get(key) not in (None, False, [])}
     for key in ("target_modules", "modules_to_save"):
@@ -603,7 +604,7 @@ def create_model_card(
         name = checkpoint.folder.resolve().name if checkpoint.folder is not None else f"univigu-{checkpoint.kind}"
     usage_id = repo_id or "<user>/<repo>"
     adapter = checkpoint.kind == "adapter"
-    lora = _lora_settings(checkpoint.adapter_config) if adapter else last.get("lora")
+    lora = lora_settings(checkpoint.adapter_config) if adapter else last.get("lora")
 
     base_models = _resolve_base_models(checkpoint, stages, base_model)
 
@@ -966,6 +967,7 @@ __all__ = [
     "card_metadata",
     "create_model_card",
     "eval_results_from_metrics",
+    "lora_settings",
     "push_to_hub",
     "training_stages",
 ]

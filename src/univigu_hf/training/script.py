@@ -16,7 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
-from ..hub import TRAINING_SUMMARY_NAME, check_can_push, push_to_hub
+from ..hub import TRAINING_SUMMARY_NAME, check_can_push, lora_settings, push_to_hub, training_stages
 from ..modeling_univigu import diffusers_dtype_kwargs
 from ..pipeline_univigu import UniViGUPipeline
 from .collator import UniViGUDataCollator
@@ -264,7 +264,9 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         record = {"stage": stage, "init_from": init_from, "init_from_is_local": os.path.exists(init_from)}
         record.update(metrics=metrics, trainable=script_args.trainable)
         record["use_peft"] = bool(model_args.use_peft)
-        record["lora"] = _lora_record(model) if model_args.use_peft else None
+        record["lora"] = (
+            lora_settings(model.peft_config[model.active_adapter].to_dict()) if model_args.use_peft else None
+        )
         record["dataset"] = script_args.dataset_name
         record["dataset_is_local"] = os.path.exists(script_args.dataset_name)
         record["dataset_config"] = script_args.dataset_config
@@ -299,23 +301,13 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
     return metrics
 
 
-def _lora_record(model) -> dict:
-    config = model.peft_config[model.active_adapter].to_dict()
-    keys = ("r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "use_rslora", "use_dora")
-    record = {key: config.get(key) for key in keys}
-    for key in ("target_modules", "modules_to_save"):
-        if isinstance(record[key], (set, tuple)):
-            record[key] = sorted(record[key])
-    return record
-
-
 def _previous_stages(init_from: str) -> list[dict]:
+    """The stage records of the `training_summary.json` in the folder this run started from (none for a repo id)."""
     path = os.path.join(init_from, TRAINING_SUMMARY_NAME)
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as handle:
-        previous = json.load(handle)
-    stages = previous.get("stages") if isinstance(previous.get("stages"), list) else [previous]
+        stages = training_stages(json.load(handle))
     return [{k: v for k, v in stage.items() if k != "stages"} for stage in stages]
 
 
