@@ -487,8 +487,10 @@ def test_training_script_push_to_hub(hub, saved, tmp_path):
     videos = build_tiny_video_folder(tmp_path / "videos")
     output = tmp_path / "recall-lora"
     config = ROOT / "examples" / "configs" / "tiny_recall.yaml"
+    hub.fail("POST", r"/api/models/tester/tiny-recall-broken/commit/", 503, "read-only maintenance")
     run_python(
         f"""
+        from univigu_hf.hub import HubPushError
         from univigu_hf.training.script import run
 
         run("recall", [
@@ -497,10 +499,21 @@ def test_training_script_push_to_hub(hub, saved, tmp_path):
             "--save_strategy", "steps", "--save_steps", "2",
             "--push_to_hub", "--hub_model_id", "tester/tiny-recall", "--hub_metrics_file", {str(saved / "metrics.json")!r},
         ])
+        try:  # a push that fails after training: the error says where the result is and how to publish it later
+            run("recall", [
+                "--config", {str(config)!r}, "--init_from", {str(saved / "pipeline")!r}, "--dataset_name", {videos!r},
+                "--output_dir", {str(tmp_path / "broken")!r}, "--push_to_hub", "--hub_model_id", "tester/tiny-recall-broken",
+            ])
+        except HubPushError as error:
+            open({str(tmp_path / "error.txt")!r}, "w").write(str(error))
         """,
         hub=hub,
         home=tmp_path / "home",
     )
+    error = (tmp_path / "error.txt").read_text()
+    assert "HTTP 503" in error and "read-only maintenance" in error
+    assert f"univigu push {tmp_path / 'broken'} tester/tiny-recall-broken" in error
+    assert (tmp_path / "broken" / "model_index.json").is_file()  # the trained pipeline is there
     local = set(tree_digest(output))
     assert any(p.startswith("checkpoint-2/") for p in local) and any(p.startswith("prepared_data/") for p in local)
     repo = hub.repos["tester/tiny-recall"]

@@ -16,7 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
-from ..hub import TRAINING_SUMMARY_NAME, check_can_push, lora_settings, push_to_hub, training_stages
+from ..hub import TRAINING_SUMMARY_NAME, HubPushError, check_can_push, lora_settings, push_to_hub, training_stages
 from ..modeling_univigu import diffusers_dtype_kwargs
 from ..pipeline_univigu import UniViGUPipeline
 from .collator import UniViGUDataCollator
@@ -288,15 +288,21 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         with open(os.path.join(training_args.output_dir, TRAINING_SUMMARY_NAME), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2)
         if push:
-            commit = push_to_hub(
-                training_args.output_dir,
-                repo_id,
-                private=bool(training_args.hub_private_repo),
-                token=training_args.hub_token,
-                revision=training_args.hub_revision,
-                metrics=script_args.hub_metrics_file,
-                commit_message=f"Uni-ViGU {stage} stage: {trainer.state.global_step} steps",
-            )
+            try:
+                commit = push_to_hub(
+                    training_args.output_dir,
+                    repo_id,
+                    private=bool(training_args.hub_private_repo),
+                    token=training_args.hub_token,
+                    revision=training_args.hub_revision,
+                    metrics=script_args.hub_metrics_file,
+                    commit_message=f"Uni-ViGU {stage} stage: {trainer.state.global_step} steps",
+                )
+            except HubPushError as error:
+                raise HubPushError(
+                    f"{error} The trained pipeline is saved in {training_args.output_dir!r}; publish it later with "
+                    f"`univigu push {training_args.output_dir} {repo_id}`."
+                ) from error
             logger.warning(f"Pushed {training_args.output_dir} with its model card: {commit.commit_url}")
     return metrics
 
