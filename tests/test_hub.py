@@ -72,7 +72,8 @@ def run_python(*code: str, hub: FakeHub, home: Path, token: str | None = TOKEN, 
         HF_HUB_DISABLE_TELEMETRY="1",
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
-        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+        # This checkout's sources (as pytest's `pythonpath`), then the test helpers (conftest, fake_hub).
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(TESTS), env.get("PYTHONPATH", "")]),
     )
     if token:
         env["HF_TOKEN"] = token
