@@ -95,6 +95,7 @@ def evaluate_joint(pipe, prompts, batch_size: int, seed: int, steps: int | None)
     examples = [{"prompt": p, "caption": t, "video_reading": d} for p, t, d in zip(prompts[:6], texts, detected)]
     return {
         "consistency": float(np.mean(consistent)),
+        "metrics": {"consistency": float(np.mean(consistent)), "num_samples": len(consistent)},  # for model cards
         "consistency_per_attribute": per_attribute,
         "video_vs_prompt": video_vs_prompt,
         "caption_vs_prompt": caption_vs_prompt,
@@ -143,6 +144,8 @@ def main(argv=None) -> int:
     report = {
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "model": os.path.relpath(args.model) if os.path.isdir(args.model) else args.model,
+        # Names the evaluation data in model cards (univigu_hf.hub.create_model_card(..., metrics=<this file>)).
+        "dataset": {"name": "Shapes world", "type": "shapes-world"},
         "settings": {
             "num_inference_steps": steps,
             "guidance_scale": pipe.config.default_guidance_scale,

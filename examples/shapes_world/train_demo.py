@@ -170,12 +170,15 @@ def stage_argv(config: str, init_from: Path, data_dir: Path, output_dir: Path, s
 
 
 def finalize(source: Path, target: Path) -> dict:
-    """Writes the final pipeline with the demo defaults, and returns its size."""
+    """Writes the final pipeline with the demo defaults (and the training record of every stage, which its model card
+    reads: `univigu card` / `univigu push`), and returns its size."""
     pipeline = UniViGUPipeline.from_pretrained(source)
     pipeline.register_to_config(**PIPELINE_DEFAULTS)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipeline.save_pretrained(tmp)
+    if (source / "training_summary.json").is_file():
+        shutil.copy(source / "training_summary.json", tmp / "training_summary.json")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())

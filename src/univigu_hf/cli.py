@@ -7,6 +7,8 @@
     univigu convert --checkpoint X.pth --wan-config DIR --output DIR   official checkpoint -> safetensors
     univigu demo [--output_dir outputs/demo]           the embedded model in all three tasks, with a report
     univigu demo --foundation                          the foundation demo on a tiny random model
+    univigu card FOLDER [--output README.md]          the model card of a saved pipeline/model/adapter
+    univigu push FOLDER REPO_ID [--private]           publish it on the Hub with its card (docs/hub.md)
 
 `generate`, `caption` and `joint` run `UniViGUPipeline.generate_video` / `caption` / `generate_joint` on a saved
 pipeline (`--model`: a folder or a Hub repo id; default: the embedded shapes-world model `univigu_hf.DEFAULT_MODEL`;
@@ -770,6 +772,69 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    """`univigu card`: writes (or prints) the model card `push` would upload."""
+    from .hub import card_metadata, create_model_card
+
+    try:
+        card = create_model_card(
+            args.folder, repo_id=args.repo_id, metrics=args.metrics, base_model=args.base_model, training=args.training
+        )
+    except (ValueError, TypeError, OSError) as error:
+        raise CLIError(" ".join(str(error).split())) from error
+    if args.output:
+        try:
+            card.save(args.output)
+        except OSError as error:
+            raise CLIError(f"could not write --output {args.output!r}: {_first_line(error)}") from error
+        lines = [f"Wrote the model card of {args.folder} to {args.output}"]
+    else:
+        lines = [str(card)]
+    _emit(args, {"output": args.output, "metadata": card_metadata(card), "card": str(card)}, lines)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    """`univigu push`: publishes a saved pipeline/model/adapter folder with its model card."""
+    from .hub import HubPushError, push_to_hub
+
+    try:
+        info = push_to_hub(
+            args.folder,
+            args.repo_id,
+            private=args.private,
+            commit_message=args.message,
+            metrics=args.metrics,
+            base_model=args.base_model,
+            training=args.training,
+            token=args.token,
+            revision=args.revision,
+            create_pr=args.create_pr,
+            ignore_patterns=args.ignore,
+        )
+    except (HubPushError, ValueError, TypeError, OSError) as error:
+        raise CLIError(" ".join(str(error).split())) from error
+    report = {"repo_id": info.repo_url.repo_id, "commit_url": info.commit_url, "commit": info.oid}
+    report["pr_url"] = info.pr_url
+    _emit(args, report, [f"Pushed {args.folder} to {info.repo_url} ({info.commit_url})"])
+    return 0
+
+
+def _add_card_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "folder", metavar="FOLDER", help="a saved UniViGUPipeline, UniViGUModel or LoRA adapter folder (or a "
+        "training script's output_dir)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics", help="evaluation metrics JSON for the card's results (e.g. docs/results/shapes.json)"
+    )
+    parser.add_argument("--base-model", help="the Hub repo this checkpoint derives from (card metadata)")
+    parser.add_argument(
+        "--training", help="training record JSON (default: the folder's training_summary.json, if any)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
 def _add_common_arguments(parser: argparse.ArgumentParser, video_output: bool, text_output: bool) -> None:
     parser.add_argument(
         "--model",
@@ -865,6 +930,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--text-length", type=int, default=16, help="--foundation: caption tokens (default: 16)")
     demo.add_argument("--vocab-size", type=int, default=128, help="--foundation: caption vocabulary of the tiny model")
     demo.set_defaults(handler=_demo)
+
+    card = commands.add_parser("card", help="write the model card of a saved checkpoint (what `push` uploads)")
+    _add_card_arguments(card)
+    card.add_argument("--repo-id", help="the repository the card is for (usage snippets; default: the folder name)")
+    card.add_argument("--output", help="file to write (default: print the card)")
+    card.set_defaults(handler=_card)
+
+    push = commands.add_parser(
+        "push",
+        help="publish a saved checkpoint on the Hugging Face Hub with its model card",
+        description="Creates REPO_ID if needed and uploads FOLDER (Trainer checkpoints, the prepared-data cache and "
+        "pickle files left out) plus a generated README.md model card, in one commit. The folder is not modified. "
+        "Token: --token, HF_TOKEN or `hf auth login`. See docs/hub.md.",
+    )
+    _add_card_arguments(push)
+    push.add_argument("repo_id", metavar="REPO_ID", help="'name' (your namespace) or 'namespace/name'")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument("--message", help="commit message (default: 'Upload UniViGU <kind>')")
+    push.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or the logged-in one)")
+    push.add_argument("--revision", help="branch to commit to (default: main)")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--ignore", action="append", metavar="PATTERN", help="also leave out files matching PATTERN")
+    push.set_defaults(handler=_push)
     return parser
 
 

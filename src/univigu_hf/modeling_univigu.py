@@ -437,6 +437,39 @@ class UniViGUModel(UniViGUPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.text_embedding
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        card_data: dict | None = None,
+        **kwargs,
+    ):
+        """
+        Publishes the model (or, with PEFT adapters attached, the adapter) with a UniViGU model card: see
+        [`univigu_hf.hub.push_to_hub`], which takes the same arguments (`metrics=`, `training=`, `base_model=`, ...).
+
+        Returns:
+            `huggingface_hub.CommitInfo` (a `str`: the commit URL).
+        """
+        from .hub import push_to_hub
+
+        return push_to_hub(
+            self,
+            repo_id,
+            private=bool(private),
+            commit_message=commit_message,
+            card_data=card_data,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+            **kwargs,
+        )
+
     def set_input_embeddings(self, value: nn.Embedding):
         self.text_embedding = value
 

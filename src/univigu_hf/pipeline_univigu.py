@@ -28,6 +28,11 @@ OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 VIDEO_CACHE_MODES = ("off", "exact", "approx")
 TRANSFORMERS_CONFIG_NAME = "config.json"
 TRANSFORMERS_INDEX_NAME = "model.safetensors.index.json"
+# `save_pretrained(..., push_to_hub=True, **kwargs)`: the keyword arguments that go to `univigu_hf.hub.push_to_hub`.
+_PUSH_KWARGS = (
+    "repo_id", "commit_message", "private", "token", "create_pr", "revision", "card_data", "metrics", "training",
+    "base_model", "example_prompt",
+)  # fmt: skip
 
 
 @dataclass
@@ -202,6 +207,64 @@ class UniViGUPipeline(DiffusionPipeline):
             if isinstance(component, torch.nn.Module):
                 realign_cpu_tensors(component)
         return pipeline
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, push_to_hub: bool = False, **kwargs):
+        """
+        `DiffusionPipeline.save_pretrained` (all its arguments). With `push_to_hub=True` the saved folder is then
+        published with its UniViGU model card by [`univigu_hf.hub.push_to_hub`]: `repo_id` (default: the folder
+        name), `commit_message`, `private`, `token`, `create_pr`, `revision`, `card_data`, `metrics`, `training`,
+        `base_model` and `example_prompt` are taken from the keyword arguments. The card is uploaded, not written into
+        `save_directory`.
+        """
+        hub_kwargs = {name: kwargs.pop(name) for name in _PUSH_KWARGS if name in kwargs}
+        if push_to_hub:
+            from .hub import check_can_push
+
+            repo_id = hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.normpath(save_directory))
+            check_can_push(repo_id)  # before saving anything
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if push_to_hub:
+            from .hub import push_to_hub as push
+
+            hub_kwargs["private"] = bool(hub_kwargs.get("private"))
+            return push(save_directory, repo_id, **hub_kwargs)
+        return None
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        *,
+        card_data: dict | None = None,
+        **kwargs,
+    ):
+        r"""
+        Publishes the pipeline to the Hub in one commit, with a UniViGU model card as its `README.md` (architecture,
+        defaults, usage for diffusers and transformers, training details and evaluation results when given,
+        limitations, citation). Same arguments as diffusers' `push_to_hub`, plus those of
+        [`univigu_hf.hub.push_to_hub`] (`card_data`, `metrics`, `training`, `base_model`, `revision`, ...).
+
+        Returns:
+            `huggingface_hub.CommitInfo` (a `str`: the commit URL; `.repo_url.repo_id` is the full repository id).
+        """
+        if safe_serialization is not True:
+            raise ValueError("safe_serialization must be True: univigu_hf publishes safetensors only")
+        from .hub import push_to_hub as push
+
+        return push(
+            self,
+            repo_id,
+            private=bool(private),
+            commit_message=commit_message,
+            token=token,
+            create_pr=create_pr,
+            card_data=card_data,
+            **kwargs,
+        )
 
     def save_config(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs):
         """

@@ -16,6 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from ..hub import TRAINING_SUMMARY_NAME, HubPushError, check_can_push, lora_settings, push_to_hub, training_stages
 from ..modeling_univigu import diffusers_dtype_kwargs
 from ..pipeline_univigu import UniViGUPipeline
 from .collator import UniViGUDataCollator
@@ -82,10 +83,19 @@ class UniViGUScriptArguments(ScriptArguments):
         default="shifted_uniform", metadata={"help": "'uniform', 'shifted_uniform' or 'logit_normal'."}
     )
     video_time_shift: float | None = field(default=None, metadata={"help": "Training shift (None: scheduler shift)."})
+    hub_metrics_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --push_to_hub: an evaluation metrics JSON file for the model card's results and model-index "
+            "(layouts: univigu_hf.hub.eval_results_from_metrics)."
+        },
+    )
 
     def __post_init__(self):
         if self.trainable not in TRAINABLE_CHOICES:
             raise ValueError(f"--trainable must be one of {TRAINABLE_CHOICES}, got {self.trainable!r}")
+        if self.hub_metrics_file is not None and not os.path.isfile(self.hub_metrics_file):
+            raise FileNotFoundError(f"--hub_metrics_file not found: {self.hub_metrics_file!r}")
 
     def uniflow_config(self, seed: int, video_only: bool = False) -> UniFlowTrainingConfig:
         return UniFlowTrainingConfig(
@@ -189,6 +199,12 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
     if stage not in SCRIPT_STAGES:
         raise ValueError(f"stage must be one of {SCRIPT_STAGES}, got {stage!r}")
     script_args, training_args, model_args = parse_args(argv)
+    # The finished output folder is published once, with its model card, by univigu_hf.hub.push_to_hub (Trainer's
+    # own pushes would upload checkpoints without a card): Trainer never sees push_to_hub.
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.normpath(training_args.output_dir))
+    if push:
+        check_can_push(repo_id, argument="--hub_model_id")  # fail before training, not after it
     data_stage = "recall" if stage == "base" else stage  # the base stage reads prompts only
     if stage == "base" and script_args.trainable != "video":
         logger.info(f"stage 'base' trains the video path: ignoring --trainable={script_args.trainable!r}")
@@ -283,14 +299,60 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
             metrics.update({k: entry[k] for k in ("loss_video", "loss_text") if k in entry})
             break
     if trainer.is_world_process_zero():
-        with open(os.path.join(training_args.output_dir, "training_summary.json"), "w", encoding="utf-8") as handle:
-            summary = {"stage": stage, "init_from": init_from, "metrics": metrics, "trainable": script_args.trainable}
-            summary["use_peft"] = bool(model_args.use_peft)
-            summary["num_examples"] = len(prepared)
-            summary["world_size"] = training_args.world_size
-            summary["training_args"] = json.loads(training_args.to_json_string())
+        record = {"stage": stage, "init_from": init_from, "init_from_is_local": os.path.exists(init_from)}
+        record.update(metrics=metrics, trainable=script_args.trainable)
+        record["use_peft"] = bool(model_args.use_peft)
+        record["lora"] = (
+            lora_settings(model.peft_config[model.active_adapter].to_dict()) if model_args.use_peft else None
+        )
+        record["dataset"] = script_args.dataset_name
+        record["dataset_is_local"] = os.path.exists(script_args.dataset_name)
+        record["dataset_config"] = script_args.dataset_config
+        record["dataset_split"] = script_args.dataset_train_split
+        record["num_examples"] = len(prepared)
+        record["global_step"] = trainer.state.global_step
+        record["world_size"] = training_args.world_size
+        record["effective_batch_size"] = (
+            training_args.per_device_train_batch_size
+            * training_args.gradient_accumulation_steps
+            * training_args.world_size
+        )
+        record["max_text_length"] = max_text_length
+        record["video_size"] = {k.replace("default_", ""): pipeline.config[k] for k in sizes}
+        record["training_args"] = json.loads(training_args.to_json_string())
+        record["training_args"]["push_to_hub"] = push
+        # Every stage that led here, oldest first (from the training_summary.json of the folder it started from).
+        summary = dict(record, stages=[*_previous_stages(init_from), record])
+        with open(os.path.join(training_args.output_dir, TRAINING_SUMMARY_NAME), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2)
+        if push:
+            try:
+                commit = push_to_hub(
+                    training_args.output_dir,
+                    repo_id,
+                    private=bool(training_args.hub_private_repo),
+                    token=training_args.hub_token,
+                    revision=training_args.hub_revision,
+                    metrics=script_args.hub_metrics_file,
+                    commit_message=f"Uni-ViGU {stage} stage: {trainer.state.global_step} steps",
+                )
+            except HubPushError as error:
+                raise HubPushError(
+                    f"{error} The trained pipeline is saved in {training_args.output_dir!r}; publish it later with "
+                    f"`univigu push {training_args.output_dir} {repo_id}`."
+                ) from error
+            logger.warning(f"Pushed {training_args.output_dir} with its model card: {commit.commit_url}")
     return metrics
+
+
+def _previous_stages(init_from: str) -> list[dict]:
+    """The stage records of the `training_summary.json` in the folder this run started from (none for a repo id)."""
+    path = os.path.join(init_from, TRAINING_SUMMARY_NAME)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        stages = training_stages(json.load(handle))
+    return [{k: v for k, v in stage.items() if k != "stages"} for stage in stages]
 
 
 def save_trained_pipeline(
