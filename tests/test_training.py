@@ -225,13 +225,13 @@ def test_loss_is_deterministic_and_validates(pipe, null_condition):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(joint_prob=-1), "joint_prob must be a non-negative"),
+        (dict(joint_prob=-1), "joint_prob must be a finite number >= 0, got -1"),
         (dict(joint_prob=0, understanding_prob=0, generation_prob=0), "must not all be 0"),
-        (dict(condition_dropout_prob=1.5), "condition_dropout_prob must be in \\[0, 1\\]"),
+        (dict(condition_dropout_prob=1.5), "condition_dropout_prob must be a finite number in \\[0, 1\\]"),
         (dict(condition_dropout_value="noise"), "condition_dropout_value must be one of"),
         (dict(video_time_sampling="beta"), "video_time_sampling must be one of"),
         (dict(understanding_condition="x"), "understanding_condition must be one of"),
-        (dict(text_loss_weight=-1), "text_loss_weight must be >= 0"),
+        (dict(text_loss_weight=-1), "text_loss_weight must be a finite number >= 0"),
     ],
 )
 def test_training_config_errors(kwargs, message):

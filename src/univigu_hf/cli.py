@@ -132,7 +132,7 @@ def _check_positive(args: argparse.Namespace, names: tuple[str, ...]) -> None:
     for name in names:
         value = getattr(args, name, None)
         if value is not None and value <= 0:
-            raise CLIError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            raise CLIError(f"--{name.replace('_', '-')} must be positive (> 0), got {value}")
 
 
 def _resolve_model(model: str | None) -> str:
@@ -157,9 +157,11 @@ def _load_pipeline(args: argparse.Namespace):
     try:
         device = torch.device(args.device)
     except RuntimeError as error:
-        raise CLIError(f"--device: not a torch device: {args.device!r}") from error
+        raise CLIError(
+            f"--device: not a torch device: {args.device!r} (accepted: cpu, cuda, cuda:N, mps, ...)"
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {args.device} was asked for but CUDA is not available")
+        raise CLIError(f"--device {args.device} was asked for but CUDA is not available (use --device cpu)")
     path = os.path.expanduser(model)
     if _looks_local(model) and not os.path.exists(path):
         raise CLIError(f"model folder not found: {model!r} (pass a saved UniViGUPipeline folder or a Hub repo id)")

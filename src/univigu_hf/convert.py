@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import sys
 from collections.abc import Mapping
 
 import torch
@@ -97,9 +98,16 @@ def load_official_checkpoint(checkpoint: "str | os.PathLike | Mapping") -> dict[
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint file not found: {path!r}")
         if path.endswith(".safetensors"):
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
 
-            checkpoint = load_file(path)
+            try:
+                checkpoint = load_file(path)
+            except SafetensorError as error:
+                raise ValueError(
+                    f"checkpoint {path!r} is not a readable safetensors file: it is truncated or corrupted ({error}); "
+                    "copy or download it again"
+                ) from error
         else:
             try:
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -112,7 +120,10 @@ def load_official_checkpoint(checkpoint: "str | os.PathLike | Mapping") -> dict[
                 ) from error
             except RuntimeError as error:
                 if "mmap" not in str(error):
-                    raise ValueError(f"checkpoint {path!r} could not be read as a torch file: {error}") from error
+                    raise ValueError(
+                        f"checkpoint {path!r} could not be read as a torch file (truncated or corrupted? accepted: a "
+                        f"torch.save .pth/.pt or a .safetensors file): {str(error).splitlines()[0]}"
+                    ) from error
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f"checkpoint must be a path or a mapping of tensors, got {type(checkpoint).__name__}")
@@ -322,17 +333,25 @@ def main(argv: list[str] | None = None, prog: str = "python -m univigu_hf.conver
     parser.add_argument("--max-text-length", type=int, default=None, help="default caption length in the config")
     parser.add_argument("--no-strict", action="store_true", help="drop unknown checkpoint keys with a warning")
     args = parser.parse_args(argv)
+    for name in ("text_vocab_size", "max_text_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
 
     overrides = {} if args.max_text_length is None else {"max_text_length": args.max_text_length}
-    model = convert_official_checkpoint(
-        args.checkpoint,
-        args.wan_config,
-        text_vocab_size=args.text_vocab_size,
-        torch_dtype=_DTYPES[args.dtype] if args.dtype else None,
-        strict=not args.no_strict,
-        **overrides,
-    )
-    model.save_pretrained(args.output)
+    try:
+        model = convert_official_checkpoint(
+            args.checkpoint,
+            args.wan_config,
+            text_vocab_size=args.text_vocab_size,
+            torch_dtype=_DTYPES[args.dtype] if args.dtype else None,
+            strict=not args.no_strict,
+            **overrides,
+        )
+        model.save_pretrained(args.output)
+    except (ValueError, TypeError, OSError) as error:  # the converter's own checks: no traceback
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     num_parameters = sum(p.numel() for p in model.parameters())
     print(f"Saved UniViGUModel ({num_parameters:,} parameters) to {args.output}")
     return 0

@@ -2,6 +2,7 @@
 
 import math
 import os
+import pickle
 import re
 from dataclasses import dataclass
 
@@ -17,11 +18,13 @@ from diffusers.models.transformers.transformer_wan import (
     WanTransformerBlock,
     _get_qkv_projections,
 )
+from safetensors import SafetensorError
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
 from .configuration_univigu import UniViGUConfig
+from .saving import atomic_save_pretrained
 from .video_context import UniViGUVideoContext
 
 
@@ -332,12 +335,52 @@ class UniViGUPreTrainedModel(PreTrainedModel):
     _keep_in_fp32_modules_strict = _keep_in_fp32_modules
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, plus [`realign_cpu_tensors`] so outputs match the saved model's exactly."""
-        loaded = super().from_pretrained(*args, **kwargs)
-        if isinstance(loaded, tuple):  # output_loading_info=True
-            return (realign_cpu_tensors(loaded[0]), *loaded[1:])
-        return realign_cpu_tensors(loaded)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """
+        `PreTrainedModel.from_pretrained`, plus [`realign_cpu_tensors`] so outputs match the saved model's exactly,
+        and strict checks: a truncated or corrupted weights file, weights that do not match `config.json` (missing,
+        unexpected or differently shaped tensors) and a pickled `.bin` that is not weights-only raise a clear error
+        instead of returning a partly random model. `ignore_mismatched_sizes=True` re-initialises differently shaped
+        tensors as in transformers.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
+        source = os.fspath(pretrained_model_name_or_path) if pretrained_model_name_or_path is not None else None
+        if kwargs.get("subfolder") and source is not None:
+            source = os.path.join(source, kwargs["subfolder"])
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path,
+                *args,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **kwargs,
+            )
+        except (SafetensorError, pickle.UnpicklingError) as error:
+            raise unreadable_weights_error(source, error) from error
+        problems = _loading_problems(info, ignore_mismatched_sizes)
+        if problems:
+            raise ValueError(
+                f"The weights in {source!r} do not match its config.json ({cls.__name__}: {_config_summary(model)}): "
+                + "; ".join(problems)
+                + ". The config and the weights come from different models, or the download is incomplete: re-save "
+                "or re-download the folder (a Wan checkpoint loads with UniViGUModel.from_wan; "
+                "ignore_mismatched_sizes=True re-initialises differently shaped tensors on purpose)."
+            )
+        model = realign_cpu_tensors(model)
+        return (model, info) if output_loading_info else model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """
+        `PreTrainedModel.save_pretrained` (same files and arguments, `push_to_hub` included), made atomic: the folder
+        is written into a staging folder and then moved into place (see [`univigu_hf.saving`]), so an interrupted save
+        leaves the previous complete save or none. Ranks that write nothing in distributed saves call it directly.
+        """
+        is_main_process = kwargs.get("is_main_process", args[0] if args else True)
+        should_save = getattr(self, "should_save_on_this_rank", lambda main: main)(is_main_process)
+        if not should_save or kwargs.get("distributed_checkpoint"):
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        return atomic_save_pretrained(super().save_pretrained, save_directory, *args, **kwargs)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -532,6 +575,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
                         f"video_latents {axis} ({size}, {size // patch} patches) exceeds rope_max_seq_len="
                         f"{config.rope_max_seq_len} positions of the video RoPE; got shape {tuple(video_latents.shape)}"
                     )
+            _check_finite("video_latents", video_latents)
             batch_sizes["video_latents"] = video_latents.shape[0]
             _check_timestep("video_timestep", video_timestep, video_latents.shape[0])
         elif video_timestep is not None:
@@ -590,6 +634,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
                     f"encoder_hidden_states must have shape (batch={batch_size}, sequence, text_dim={config.text_dim}), "
                     f"got {tuple(encoder_hidden_states.shape)}"
                 )
+            _check_finite("encoder_hidden_states", encoder_hidden_states)
         return batch_size
 
     def forward(
@@ -894,6 +939,79 @@ class UniViGUModel(UniViGUPreTrainedModel):
         return model
 
 
+def find_unreadable_weights(folder: str | None) -> tuple[str, Exception] | None:
+    """
+    The first weights file under a local `folder` that cannot be read safely, with the error reading it raised:
+    a safetensors file whose header does not parse or does not cover the file (truncated, corrupted), or a pickled
+    `*model*.bin` that `torch.load(weights_only=True)` refuses. `None` if every file reads (or `folder` is not local).
+    """
+    if not folder or not os.path.isdir(folder):
+        return None
+    from safetensors import safe_open
+
+    for root, subfolders, names in os.walk(folder):
+        # Only model folders: not checkpoints, staging folders or other hidden folders a training run leaves.
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "checkpoint-", "tmp-checkpoint-")))
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            try:
+                if name.endswith(".safetensors"):
+                    with safe_open(path, framework="pt"):
+                        pass
+                elif name.endswith(".bin") and "model" in name:  # pytorch_model*.bin, diffusion_pytorch_model*.bin
+                    torch.load(path, map_location="meta", weights_only=True, mmap=True)
+            except Exception as error:  # noqa: BLE001 - any failure names the file
+                return path, error
+    return None
+
+
+def unreadable_weights_error(source: str | None, error: BaseException) -> OSError:
+    """
+    The error raised for weights that cannot be read safely: a truncated or corrupted file, or a pickle that is not
+    weights-only. Names the offending file when `source` is a local folder.
+    """
+    found = find_unreadable_weights(source)
+    if found is not None:
+        where, error = f"the weights file {found[0]!r}", found[1]
+    else:
+        where = f"the weights of {source!r}"
+    if isinstance(error, pickle.UnpicklingError):
+        return OSError(
+            f"Refusing to load {where}: it is a pickle that is not weights-only, so unpickling it could run arbitrary "
+            "code. Use safetensors weights (save_pretrained's default), or, in an environment you trust, re-save the "
+            f"tensors alone with torch.save(state_dict, path). (torch: {str(error).strip().splitlines()[0]})"
+        )
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return OSError(
+        f"Cannot load {where}: it is truncated or corrupted ({detail}). Re-download it (from_pretrained(..., "
+        "force_download=True)) or save the model again; a save interrupted half-way is what usually leaves such a "
+        "file (univigu_hf saves are atomic, other tools' may not be)."
+    )
+
+
+def _loading_problems(info: dict, ignore_mismatched_sizes: bool) -> list[str]:
+    def show(keys):
+        keys = sorted(keys)
+        return f"{keys[:4]}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
+
+    problems = []
+    if info.get("missing_keys"):
+        problems.append(f"tensors missing from the checkpoint {show(info['missing_keys'])}")
+    if info.get("unexpected_keys"):
+        problems.append(f"checkpoint tensors the config has no place for {show(info['unexpected_keys'])}")
+    mismatched = info.get("mismatched_keys") or ()
+    if mismatched and not ignore_mismatched_sizes:
+        shown = [f"{key} checkpoint {tuple(ckpt)} vs config {tuple(model)}" for key, ckpt, model in sorted(mismatched)]
+        problems.append(f"differently shaped tensors {shown[:4]}{' ...' if len(shown) > 4 else ''} ({len(shown)})")
+    return problems
+
+
+def _config_summary(model) -> str:
+    config = model.config
+    fields = ("num_layers", "num_attention_heads", "attention_head_dim", "ffn_dim", "text_ffn_dim", "text_vocab_size")
+    return ", ".join(f"{name}={getattr(config, name)}" for name in fields)
+
+
 def _check_keys(what: str, expected: set[str], state_dict: dict) -> None:
     missing = sorted(expected - set(state_dict))
     unexpected = sorted(set(state_dict) - expected)
@@ -978,14 +1096,28 @@ def _check_timestep(name: str, timestep, batch_size: int) -> None:
         modality = "video_latents" if name == "video_timestep" else "text_ids"
         raise ValueError(f"{name} is required with {modality} (a tensor of shape (batch,) on the 0..1000 scale)")
     if isinstance(timestep, (int, float)) and not isinstance(timestep, bool):
+        if not math.isfinite(timestep):
+            raise ValueError(f"{name} must be a finite number on the 0..1000 scale, got {timestep!r}")
         return
     if not isinstance(timestep, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (batch,) or a number, got {_describe(timestep)}")
+    if timestep.is_floating_point():
+        _check_finite(name, timestep)
     if timestep.numel() not in (1, batch_size) or timestep.ndim > 1:
         raise ValueError(
             f"{name} must have shape ({batch_size},) (one timestep per sample) or be a scalar, got "
             f"{tuple(timestep.shape)}"
         )
+
+
+def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    if torch.compiler.is_compiling() or bool(torch.isfinite(tensor).all()):
+        return
+    bad = int((~torch.isfinite(tensor)).sum())
+    raise ValueError(
+        f"{name} contains {bad} NaN or inf values (of {tensor.numel()}); accepted: finite values. Check what produced "
+        "them (float16 overflow, a diverged model, corrupted data)."
+    )
 
 
 def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.Tensor:

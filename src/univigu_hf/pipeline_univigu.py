@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,10 @@ from diffusers.utils import BaseOutput, logging
 from diffusers.utils.loading_utils import load_video
 from diffusers.utils.torch_utils import get_module_execution_device
 from diffusers.video_processor import VideoProcessor
+from safetensors import SafetensorError
 
-from .modeling_univigu import UniViGUModel, diffusers_dtype_kwargs, realign_cpu_tensors
+from .modeling_univigu import UniViGUModel, diffusers_dtype_kwargs, realign_cpu_tensors, unreadable_weights_error
+from .saving import atomic_save_pretrained
 from .scheduling_uniflow import UniFlowScheduler
 
 
@@ -33,6 +36,11 @@ _PUSH_KWARGS = (
     "repo_id", "commit_message", "private", "token", "create_pr", "revision", "card_data", "metrics", "training",
     "base_model", "example_prompt",
 )  # fmt: skip
+
+_NON_FINITE_HINT = (
+    "The model produced them: float16 activations can overflow (use bfloat16 or float32: torch_dtype=...), the "
+    "weights may come from a diverged training run (check them for NaN), or the inputs were out of range"
+)
 
 
 @dataclass
@@ -106,9 +114,17 @@ class UniViGUPipeline(DiffusionPipeline):
             raise TypeError(f"scheduler must be a UniFlowScheduler, got {type(scheduler).__name__}")
         vocab = transformer.config.text_vocab_size
         if tokenizer is not None and len(tokenizer) > vocab:
-            logger.warning(
-                f"The tokenizer has {len(tokenizer)} tokens but the transformer's text_vocab_size is {vocab}: prompts "
-                "that use the extra tokens cannot enter the text stream."
+            raise ValueError(
+                f"tokenizer does not match the transformer: it has {len(tokenizer)} tokens but text_vocab_size={vocab}; "
+                f"the tokenizer must have at most text_vocab_size tokens (its ids index the caption embedding). Use the "
+                "tokenizer the model was trained with, or grow the model with from_wan(..., text_vocab_size=len(tokenizer))"
+            )
+        scheduler_vocab = scheduler.config.text_vocab_size
+        if scheduler_vocab is not None and scheduler_vocab > vocab:
+            raise ValueError(
+                f"scheduler does not match the transformer: its text_vocab_size={scheduler_vocab} exceeds the "
+                f"transformer's text_vocab_size={vocab}; accepted: at most {vocab} (source tokens index the caption "
+                "embedding)"
             )
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer, scheduler=scheduler
@@ -200,17 +216,32 @@ class UniViGUPipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "UniViGUPipeline":
         """
         `DiffusionPipeline.from_pretrained` (local folder or repo id; all its arguments), with CPU weights realigned
-        after memory-mapped loading so that a saved pipeline reproduces its outputs bit for bit.
+        after memory-mapped loading so that a saved pipeline reproduces its outputs bit for bit, and checks that no
+        partly random pipeline is returned: a truncated/corrupted weights file, a pickle that is not weights-only, a
+        component whose weights miss tensors its config needs, or a tokenizer/scheduler that does not fit the
+        transformer's `text_vocab_size` raise a clear error.
         """
-        pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        for component in pipeline.components.values():
+        source = os.fspath(pretrained_model_name_or_path)
+        try:
+            pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (SafetensorError, pickle.UnpicklingError) as error:
+            raise unreadable_weights_error(source, error) from error
+        except OSError as error:  # diffusers' wording for the same unreadable files
+            if "Unable to load weights from checkpoint file" in str(error):
+                raise unreadable_weights_error(source, error) from error
+            raise
+        for name, component in pipeline.components.items():
             if isinstance(component, torch.nn.Module):
+                if not isinstance(component, UniViGUModel):  # UniViGUModel.from_pretrained checks its own weights
+                    _check_component_weights(name, component)
                 realign_cpu_tensors(component)
         return pipeline
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, push_to_hub: bool = False, **kwargs):
         """
-        `DiffusionPipeline.save_pretrained` (all its arguments). With `push_to_hub=True` the saved folder is then
+        `DiffusionPipeline.save_pretrained` (all its arguments), made atomic: the pipeline is written into a staging
+        folder and then moved into place (see [`univigu_hf.saving`]), so an interrupted save leaves the previous
+        complete pipeline or none; other files of the folder are kept. With `push_to_hub=True` the saved folder is then
         published with its UniViGU model card by [`univigu_hf.hub.push_to_hub`]: `repo_id` (default: the folder
         name), `commit_message`, `private`, `token`, `create_pr`, `revision`, `card_data`, `metrics`, `training`,
         `base_model` and `example_prompt` are taken from the keyword arguments. The card is uploaded, not written into
@@ -222,7 +253,7 @@ class UniViGUPipeline(DiffusionPipeline):
 
             repo_id = hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.normpath(save_directory))
             check_can_push(repo_id)  # before saving anything
-        super().save_pretrained(save_directory, *args, **kwargs)
+        atomic_save_pretrained(super().save_pretrained, save_directory, *args, **kwargs)
         if push_to_hub:
             from .hub import push_to_hub as push
 
@@ -370,8 +401,10 @@ class UniViGUPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if guidance_scale is None:
             guidance_scale = self.config.default_guidance_scale
-        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
-            raise TypeError(f"guidance_scale must be a number, got {guidance_scale!r}")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float, np.integer, np.floating)):
+            raise TypeError(f"guidance_scale must be a number (<= 1 disables CFG), got {guidance_scale!r}")
+        if not np.isfinite(guidance_scale):
+            raise ValueError(f"guidance_scale must be a finite number (<= 1 disables CFG), got {guidance_scale!r}")
         return steps, float(guidance_scale)
 
     def _resolve_text_length(self, max_text_length) -> int:
@@ -392,7 +425,12 @@ class UniViGUPipeline(DiffusionPipeline):
             raise ValueError(f"{name} must be a non-empty string or list of strings, got an empty list")
         raise TypeError(f"{name} must be a string or a list of strings, got {type(prompt).__name__} {prompt!r}"[:200])
 
-    def _check_callback(self, callback_on_step_end_tensor_inputs):
+    def _check_callback(self, callback_on_step_end_tensor_inputs, callback_on_step_end=None):
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError(
+                "callback_on_step_end must be None, a callable `callback(pipe, step, timestep, tensors) -> dict`, a "
+                f"PipelineCallback or MultiPipelineCallbacks, got {type(callback_on_step_end).__name__}"
+            )
         unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
         if unknown:
             raise ValueError(
@@ -418,7 +456,7 @@ class UniViGUPipeline(DiffusionPipeline):
         steps, guidance_scale = self._resolve_common(num_inference_steps, output_type, guidance_scale)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self._check_callback(callback_on_step_end_tensor_inputs)
+        self._check_callback(callback_on_step_end_tensor_inputs, callback_on_step_end)
         _check_positive_int("num_videos_per_prompt", num_videos_per_prompt)
         self._guidance_scale, self._interrupt, self._current_timestep = guidance_scale, False, None
         return prompts, size, steps, callback_on_step_end_tensor_inputs
@@ -450,6 +488,7 @@ class UniViGUPipeline(DiffusionPipeline):
         return velocity, logits
 
     def _encode_conditions(self, prompts, negative_prompt, num_videos_per_prompt, max_sequence_length, device, cfg):
+        _check_positive_int("max_sequence_length", max_sequence_length)
         negative = None
         if cfg and negative_prompt is not None:
             negative = self._prompt_list(negative_prompt, "negative_prompt")
@@ -469,7 +508,28 @@ class UniViGUPipeline(DiffusionPipeline):
             device=device,
         )
         dtype = self.transformer.dtype
+        hint = (
+            "The text encoder produced them: T5/umT5 encoders overflow in float16, load the text_encoder in bfloat16 "
+            "or float32"
+        )
+        self._check_finite("prompt_embeds", prompt_embeds, hint=hint)
+        self._check_finite("negative_prompt_embeds", negative_embeds, hint=hint)
         return prompt_embeds.to(dtype), None if negative_embeds is None else negative_embeds.to(dtype)
+
+    def _check_finite(self, name: str, tensor, step: int | None = None, hint: str = "") -> None:
+        """
+        Raises a `ValueError` if `tensor` holds NaN or inf, naming it and the denoising step: a non-finite value never
+        recovers (every later step and the decoded video would be NaN), so the run stops where it first appeared.
+        """
+        if tensor is None or torch.compiler.is_compiling():
+            return
+        if bool(torch.isfinite(tensor).all()):
+            return
+        bad = int((~torch.isfinite(tensor)).sum())
+        where = "" if step is None else f" at denoising step {step} (0-based) of {self._num_timesteps}"
+        raise ValueError(
+            f"{name} contains NaN or inf values ({bad} of {tensor.numel()}){where}. {hint or _NON_FINITE_HINT}."
+        )
 
     def _tokenize_text_stream(self, prompts, num_videos_per_prompt, max_text_length, device):
         tokens = self.tokenizer(
@@ -506,6 +566,12 @@ class UniViGUPipeline(DiffusionPipeline):
             return latents
         latents = latents.to(get_module_execution_device(self.vae), dtype=self.vae.dtype)
         video = self.vae.decode(self._normalize(latents, inverse=True), return_dict=False)[0]
+        self._check_finite(
+            "The decoded video",
+            video,
+            hint="The VAE produced them from finite latents: its float16 decoder can overflow, use bfloat16 or "
+            "float32 for the vae",
+        )
         return self.video_processor.postprocess_video(video, output_type=output_type)
 
     def _decode_text(self, ids: torch.Tensor) -> list[str]:
@@ -622,6 +688,7 @@ class UniViGUPipeline(DiffusionPipeline):
                     model_input, timestep, text_ids, text_timestep, text_mask, prompt_embeds, negative_prompt_embeds
                 )
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                self._check_finite("latents", latents, step=i)
 
                 if callback_on_step_end is not None:
                     outputs = self._run_callback(
@@ -652,6 +719,11 @@ class UniViGUPipeline(DiffusionPipeline):
             if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
                 got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
                 raise ValueError(f"latents must have shape {expected} for this batch and video size, got {got}")
+            if not latents.is_floating_point() or not bool(torch.isfinite(latents).all()):
+                raise ValueError(
+                    f"latents must be a finite floating-point tensor (the initial noise), got "
+                    f"{'NaN or inf values' if latents.is_floating_point() else f'dtype {latents.dtype}'}"
+                )
         return self.prepare_latents(
             batch,
             self.transformer.config.in_channels,
@@ -699,7 +771,10 @@ class UniViGUPipeline(DiffusionPipeline):
         processed = []
         for clip in clips:
             if clip.shape[0] < num_frames:
-                raise ValueError(f"video has {clip.shape[0]} frames but num_frames={num_frames} were requested")
+                raise ValueError(
+                    f"video has {clip.shape[0]} frames but num_frames={num_frames} were requested; accepted: "
+                    f"num_frames <= {clip.shape[0]} of the form 4k+1, or None (the most the shortest video allows)"
+                )
             index = torch.linspace(0, clip.shape[0] - 1, num_frames).round().long()
             processed.append(_resize_and_center_crop(clip[index], height, width))
         return torch.stack(processed).permute(0, 2, 1, 3, 4) * 2.0 - 1.0
@@ -766,11 +841,18 @@ class UniViGUPipeline(DiffusionPipeline):
         video_cache = self._resolve_video_cache(video_cache, video_cache_refresh)
         steps, _ = self._resolve_common(num_inference_steps, "np", 1.0)
         length = self._resolve_text_length(max_text_length)
-        self._check_callback(callback_on_step_end_tensor_inputs)
+        self._check_callback(callback_on_step_end_tensor_inputs, callback_on_step_end)
         device = self._execution_device
         pixels = self.preprocess_video(video, height, width, num_frames)
         batch = pixels.shape[0]
         latents = self.encode_video(pixels).to(device)
+        self._num_timesteps = steps
+        self._check_finite(
+            "The VAE-encoded video latents",
+            latents,
+            hint="The VAE produced them from finite frames: its float16 encoder can overflow, use bfloat16 or "
+            "float32 for the vae",
+        )
         generators = _generator_list(generator, batch)
 
         prompt_embeds = None
@@ -779,7 +861,10 @@ class UniViGUPipeline(DiffusionPipeline):
             if len(prompts) == 1 and batch > 1:
                 prompts = prompts * batch
             if len(prompts) != batch:
-                raise ValueError(f"prompt has {len(prompts)} entries but {batch} videos were given")
+                raise ValueError(
+                    f"prompt has {len(prompts)} entries but {batch} videos were given; accepted: one prompt per video "
+                    "or a single prompt for all"
+                )
             prompt_embeds, _ = self._encode_conditions(prompts, None, 1, max_sequence_length, device, cfg=False)
 
         self.scheduler.set_timesteps(steps, device=device, text_time_schedule="uniform")
@@ -810,6 +895,7 @@ class UniViGUPipeline(DiffusionPipeline):
                     logits = self.transformer(
                         text_ids=text_ids, text_timestep=text_timestep, video_context=video_context
                     ).text_logits
+                self._check_finite("text_logits", logits, step=i)
                 text_ids = self._step_text(logits, t_text, text_ids, generators, text_times[i + 1])
                 if callback_on_step_end is not None:
                     outputs = self._run_callback(
@@ -947,6 +1033,8 @@ class UniViGUPipeline(DiffusionPipeline):
                     model_input, video_timestep, text_ids, text_timestep, None, prompt_embeds, negative_prompt_embeds
                 )
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                self._check_finite("latents", latents, step=i)
+                self._check_finite("text_logits", logits, step=i)
                 text_ids = self._step_text(logits, text_times[i], text_ids, generators, text_times[i + 1])
                 if callback_on_step_end is not None:
                     outputs = self._run_callback(
@@ -1012,9 +1100,47 @@ def _generator_list(generator, batch: int) -> list[torch.Generator] | None:
         return [torch.Generator(generator.device).manual_seed(seed) for seed in seeds]
     if isinstance(generator, (list, tuple)) and all(isinstance(g, torch.Generator) for g in generator):
         if len(generator) != batch:
-            raise ValueError(f"generator list has {len(generator)} generators but the batch has {batch} samples")
+            raise ValueError(
+                f"generator list has {len(generator)} generators but the batch has {batch} samples; accepted: one "
+                f"torch.Generator, or a list of {batch} (one per sample)"
+            )
         return list(generator)
-    raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
+    raise TypeError(
+        f"generator must be a torch.Generator or a list of them (one per sample), got {type(generator).__name__}"
+    )
+
+
+def _check_component_weights(name: str, component: torch.nn.Module) -> None:
+    """
+    Raises if a loaded component lacks tensors its config needs (transformers fills those with random values and
+    only warns). Compares the component's parameters with the tensor names in its local safetensors files; tied
+    parameters count once.
+    """
+    folder = getattr(component, "name_or_path", None) or getattr(
+        getattr(component, "config", None), "_name_or_path", None
+    )
+    if not isinstance(folder, str) or not os.path.isdir(folder):
+        return
+    files = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".safetensors")]
+    if not files:
+        return
+    from safetensors import safe_open
+
+    stored = set()
+    for path in files:
+        with safe_open(path, framework="pt") as handle:
+            stored.update(handle.keys())
+    groups: dict[tuple, list[str]] = {}
+    for key, tensor in component.state_dict(keep_vars=True).items():
+        ident = (tensor.device, tensor.data_ptr()) if tensor.numel() and tensor.device.type != "meta" else (key,)
+        groups.setdefault(ident, []).append(key)
+    missing = sorted(keys[0] for keys in groups.values() if not any(key in stored for key in keys))
+    if missing:
+        raise ValueError(
+            f"The {name} weights in {folder!r} do not match its config: {len(missing)} tensors the config needs are "
+            f"missing from the checkpoint ({missing[:4]}{' ...' if len(missing) > 4 else ''}). The config and the "
+            "weights come from different models, or the download is incomplete: re-save or re-download the folder."
+        )
 
 
 def _to_frame_tensors(video) -> list[torch.Tensor]:
@@ -1025,7 +1151,10 @@ def _to_frame_tensors(video) -> list[torch.Tensor]:
         return [_pil_frames([video])]
     if isinstance(video, (list, tuple)):
         if not video:
-            raise ValueError("video must not be an empty list")
+            raise ValueError(
+                "video must not be an empty list; accepted: a path, a list of PIL frames, an array or tensor, or a "
+                "non-empty list of these"
+            )
         if all(isinstance(frame, PIL.Image.Image) for frame in video):
             return [_pil_frames(video)]
         clips = []
@@ -1049,6 +1178,8 @@ def _to_frame_tensors(video) -> list[torch.Tensor]:
             array = video.astype(np.float32) / 255.0
         elif np.issubdtype(video.dtype, np.floating):
             array = video.astype(np.float32)
+            if not np.isfinite(array).all():
+                raise ValueError(_NON_FINITE_VIDEO.format(int((~np.isfinite(array)).sum())))
             _check_unit_range(array.min(), array.max())
         else:
             raise TypeError(f"video as a numpy array must be uint8 in [0, 255] or float in [0, 1], got {video.dtype}")
@@ -1063,12 +1194,17 @@ def _to_frame_tensors(video) -> list[torch.Tensor]:
         if not video.is_floating_point():
             raise TypeError(f"video as a torch tensor must be floating point in [0, 1], got {video.dtype}")
         tensor = video.detach().float().cpu()
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(_NON_FINITE_VIDEO.format(int((~torch.isfinite(tensor)).sum())))
         _check_unit_range(float(tensor.min()), float(tensor.max()))
         return list(tensor) if tensor.ndim == 5 else [tensor]
     raise TypeError(
         "video must be a path, a list of PIL images, a numpy array, a torch tensor, or a list of these; got "
         f"{type(video).__name__}"
     )
+
+
+_NON_FINITE_VIDEO = "video contains {} NaN or inf values; accepted: finite floats in [0, 1] (or uint8 in [0, 255])"
 
 
 def _check_unit_range(low: float, high: float, tolerance: float = 1e-3) -> None:

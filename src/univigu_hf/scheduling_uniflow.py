@@ -860,6 +860,18 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
                 f"{tuple(text_logits.shape)}, got {tuple(text_ids.shape)}"
             )
         batch_size, _, vocab_size = text_logits.shape
+        if vocab_size == 0:
+            raise ValueError("text_logits must have a vocabulary dimension of at least 1, got shape (..., 0)")
+        finite = torch.isfinite(text_logits)
+        if not bool(finite.all()):
+            nan_or_posinf = torch.isnan(text_logits) | torch.isposinf(text_logits)
+            if bool(nan_or_posinf.any()) or not bool(finite.any(dim=-1).all()):
+                raise ValueError(
+                    "text_logits must be finite (or -inf for a token that is ruled out, with at least one finite "
+                    f"value per position); got {int(nan_or_posinf.sum())} NaN/+inf values and "
+                    f"{int((~finite.any(dim=-1)).sum())} positions without a finite logit. The model produced them: "
+                    "float16 activations can overflow (use bfloat16 or float32), or the weights diverged in training."
+                )
         device = text_logits.device
         text_ids = text_ids.to(device=device, dtype=torch.long)
         if text_ids.numel() > 0 and bool(((text_ids < 0) | (text_ids >= vocab_size)).any()):

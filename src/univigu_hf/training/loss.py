@@ -1,6 +1,7 @@
 """The unified-flow training objective: continuous flow matching for video + discrete flow matching for text."""
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -70,22 +71,30 @@ class UniFlowTrainingConfig:
     video_only: bool = False
 
     def __post_init__(self):
-        probabilities = {
-            "joint_prob": self.joint_prob,
-            "understanding_prob": self.understanding_prob,
-            "generation_prob": self.generation_prob,
-        }
-        for name, value in probabilities.items():
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if sum(probabilities.values()) <= 0:
-            raise ValueError(
-                f"joint_prob, understanding_prob and generation_prob must not all be 0, got {probabilities}"
+        def number(name, low=None, high=None, low_open=False, optional=False):
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            accepted = (
+                f"{'None or ' if optional else ''}a finite number"
+                + (f" {'>' if low_open else '>='} {low}" if low is not None and high is None else "")
+                + (f" in [{low}, {high}]" if high is not None else "")
             )
-        if not 0 <= self.condition_dropout_prob <= 1:
-            raise ValueError(f"condition_dropout_prob must be in [0, 1], got {self.condition_dropout_prob!r}")
-        if self.text_loss_weight < 0:
-            raise ValueError(f"text_loss_weight must be >= 0, got {self.text_loss_weight!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be {accepted}, got {value!r}")
+            if low is not None and (value < low or (low_open and value == low)) or high is not None and value > high:
+                raise ValueError(f"{name} must be {accepted}, got {value!r}")
+
+        probabilities = ("joint_prob", "understanding_prob", "generation_prob")
+        for name in probabilities:
+            number(name, low=0)
+        if sum(getattr(self, name) for name in probabilities) <= 0:
+            raise ValueError(
+                "joint_prob, understanding_prob and generation_prob must not all be 0 (accepted: non-negative numbers "
+                f"with a positive sum), got { ({name: getattr(self, name) for name in probabilities}) }"
+            )
+        number("condition_dropout_prob", low=0, high=1)
+        number("text_loss_weight", low=0)
         for name, value, accepted in (
             ("condition_dropout_value", self.condition_dropout_value, NULL_CONDITIONS),
             ("understanding_condition", self.understanding_condition, UNDERSTANDING_CONDITIONS),
@@ -93,10 +102,11 @@ class UniFlowTrainingConfig:
         ):
             if value not in accepted:
                 raise ValueError(f"{name} must be one of {accepted}, got {value!r}")
-        if self.video_time_shift is not None and self.video_time_shift <= 0:
-            raise ValueError(f"video_time_shift must be None or > 0, got {self.video_time_shift!r}")
-        if self.logit_std <= 0:
-            raise ValueError(f"logit_std must be > 0, got {self.logit_std!r}")
+        number("video_time_shift", low=0, low_open=True, optional=True)
+        number("logit_mean")
+        number("logit_std", low=0, low_open=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,6 +19,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 from ..hub import TRAINING_SUMMARY_NAME, HubPushError, check_can_push, lora_settings, push_to_hub, training_stages
 from ..modeling_univigu import diffusers_dtype_kwargs
 from ..pipeline_univigu import UniViGUPipeline
+from ..saving import STAGING_PREFIX, commit_directory
 from .collator import UniViGUDataCollator
 from .data import load_video_dataset, prepare_dataset
 from .loss import UniFlowTrainingConfig
@@ -92,10 +93,22 @@ class UniViGUScriptArguments(ScriptArguments):
     )
 
     def __post_init__(self):
+        # Checked when the arguments are parsed, before any model or data is loaded.
         if self.trainable not in TRAINABLE_CHOICES:
             raise ValueError(f"--trainable must be one of {TRAINABLE_CHOICES}, got {self.trainable!r}")
         if self.hub_metrics_file is not None and not os.path.isfile(self.hub_metrics_file):
             raise FileNotFoundError(f"--hub_metrics_file not found: {self.hub_metrics_file!r}")
+        for name in ("text_ffn_dim", "max_text_length", "height", "width", "num_frames"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be a positive integer (or unset for the default), got {value}")
+        for name in ("max_sequence_length", "preprocessing_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {getattr(self, name)}")
+        try:
+            self.uniflow_config(seed=0)
+        except ValueError as error:  # the objective's own checks, named as flags
+            raise ValueError(f"--{error}") from None
 
     def uniflow_config(self, seed: int, video_only: bool = False) -> UniFlowTrainingConfig:
         return UniFlowTrainingConfig(
@@ -364,10 +377,19 @@ def save_trained_pipeline(
     `output_dir/adapter` and save the merged transformer. With `as_wan=True` the directory is a diffusers
     `WanPipeline` instead: the saved transformer is reloaded and exported with [`UniViGUModel.to_wan`], and the
     scheduler is a `FlowMatchEulerDiscreteScheduler` with the same shift (the UniFlow video grid equals it).
+
+    The save is atomic ([`univigu_hf.saving`]): everything is written into a staging folder inside `output_dir`, then
+    moved into place with `model_index.json` last, so a run killed while saving leaves the previous pipeline (or
+    none) and its checkpoints intact.
     """
-    transformer_dir = os.path.join(output_dir, "transformer")
+    staging = os.path.join(output_dir, STAGING_PREFIX + "final")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+        os.makedirs(staging)
+    trainer.accelerator.wait_for_everyone()
+    transformer_dir = os.path.join(staging, "transformer")
     if use_peft:
-        trainer.save_model(os.path.join(output_dir, "adapter"))
+        trainer.save_model(os.path.join(staging, "adapter"))
         if trainer.is_world_process_zero():
             merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
             merged.save_pretrained(transformer_dir)
@@ -376,21 +398,20 @@ def save_trained_pipeline(
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return
-    for folder in (transformer_dir, os.path.join(output_dir, "adapter")):
+    for folder in (transformer_dir, os.path.join(staging, "adapter")):
         # Trainer pickles its arguments next to the weights; the final directory stays safetensors-only.
         path = os.path.join(folder, "training_args.bin")
         if os.path.isfile(path):
             os.remove(path)
     if as_wan:
-        _save_as_wan_pipeline(pipeline, transformer_dir, output_dir)
-        return
-    for name, component in pipeline.components.items():
-        if name == "transformer" or component is None:
-            continue
-        target = os.path.join(output_dir, name)
-        shutil.rmtree(target, ignore_errors=True)
-        component.save_pretrained(target)
-    pipeline.save_config(output_dir)
+        _save_as_wan_pipeline(pipeline, transformer_dir, staging)
+    else:
+        for name, component in pipeline.components.items():
+            if name == "transformer" or component is None:
+                continue
+            component.save_pretrained(os.path.join(staging, name))
+        pipeline.save_config(staging)
+    commit_directory(staging, output_dir)
 
 
 def _save_as_wan_pipeline(pipeline: UniViGUPipeline, transformer_dir: str, output_dir: str) -> None:

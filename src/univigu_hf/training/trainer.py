@@ -1,17 +1,30 @@
 """`UniViGUTrainer`: `transformers.Trainer` with the unified-flow loss."""
 
+import os
+import shutil
 from collections.abc import Callable
 
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from ..modeling_univigu import is_text_parameter
+from ..saving import commit_directory, replace_directory
 from ..scheduling_uniflow import UniFlowScheduler
 from .loss import GENERATION, JOINT, UNDERSTANDING, UniFlowTrainingConfig, step_generator, unified_flow_loss
 
 
 logger = logging.get_logger(__name__)
+
+try:  # transformers >= 5.x: a function; earlier releases have the `Trainer._rotate_checkpoints` method.
+    from transformers.trainer_utils import rotate_checkpoints
+except ImportError:  # pragma: no cover
+    rotate_checkpoints = None
+
+CHECKPOINT_STAGING_PREFIX = "tmp-"
+"""A checkpoint is written to `<output_dir>/tmp-checkpoint-N/checkpoint-N` and renamed to `<output_dir>/checkpoint-N`
+once complete; `tmp-*` folders are not checkpoints for `get_last_checkpoint` or the checkpoint rotation."""
 
 TRAINABLE_CHOICES = ("all", "text", "video")
 
@@ -74,6 +87,64 @@ class UniViGUTrainer(Trainer):
         self.null_condition = None if null_condition is None else null_condition.detach()
         self._micro_batch = (None, 0)
         self._reset_components()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Atomic checkpoints
+    # ----------------------------------------------------------------------------------------------------------------
+    def _get_output_dir(self, trial) -> str:
+        staging = getattr(self, "_checkpoint_staging", None)  # set while Trainer writes a checkpoint
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        if getattr(self, "_checkpoint_staging", None) is not None:
+            return  # pushed by `_save_checkpoint` once the checkpoint is in place
+        super()._push_from_checkpoint(checkpoint_folder)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """
+        Trainer's checkpoint, made atomic: every process writes into `<output_dir>/tmp-checkpoint-N/checkpoint-N`,
+        which the saving process(es) rename to `<output_dir>/checkpoint-N` once it is complete. A run killed while
+        saving leaves the previous checkpoints intact and no `checkpoint-N` folder, so `resume_from_checkpoint`
+        (`get_last_checkpoint`) never picks a half-written one.
+        """
+        run_dir = self._get_output_dir(trial)
+        folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        final = os.path.join(run_dir, folder)
+        staging_root = os.path.join(run_dir, CHECKPOINT_STAGING_PREFIX + folder)
+        staged = os.path.join(staging_root, folder)
+        if self.args.should_save:
+            shutil.rmtree(staging_root, ignore_errors=True)  # left by a killed run
+        self.accelerator.wait_for_everyone()
+        self._checkpoint_staging = staging_root
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._checkpoint_staging = None
+        best = self.state.best_model_checkpoint
+        if best is not None and os.path.abspath(best) == os.path.abspath(staged):
+            self.state.best_model_checkpoint = final
+            if self.args.should_save:  # the saved state must name the final folder
+                self.state.save_to_json(os.path.join(staged, "trainer_state.json"))
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save and os.path.isdir(staged):
+            replace_directory(staged, final)
+            shutil.rmtree(staging_root, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        if os.path.isdir(staged):  # a node whose files the saving process cannot see (no shared filesystem)
+            commit_directory(staged, final, markers=())
+            shutil.rmtree(staging_root, ignore_errors=True)
+        if self.args.push_to_hub:
+            self._push_from_checkpoint(final)
+        if self.args.should_save:
+            if rotate_checkpoints is not None:
+                rotate_checkpoints(
+                    output_dir=run_dir,
+                    save_total_limit=self.args.save_total_limit,
+                    best_model_checkpoint=self.state.best_model_checkpoint,
+                    use_mtime=True,
+                )
+            else:  # pragma: no cover
+                self._rotate_checkpoints(use_mtime=True, output_dir=run_dir)
 
     # Our collator needs every prepared column.
     def _remove_unused_columns(self, dataset, description: str | None = None):
