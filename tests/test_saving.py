@@ -173,40 +173,26 @@ def test_save_keeps_other_files_and_writes_what_the_libraries_write(tmp_path, tw
 
 
 def test_push_to_hub_arguments_pass_through(tmp_path, two_pipelines, monkeypatch):
-    """`push_to_hub` reaches diffusers with the repo id named after the target folder (not the staging folder), and
-    uploads the complete pipeline."""
-    import diffusers.pipelines.pipeline_utils as pipeline_utils
+    """`save_pretrained(push_to_hub=True)` saves atomically, then pushes the complete target folder (not the staging
+    folder) with the repo id named after it. The HTTP round trip itself is in test_hub.py."""
+    import univigu_hf.hub as hub
 
     pipe = two_pipelines[0]
     seen = {}
 
-    class Repo:
-        def __init__(self, repo_id):
-            self.repo_id = f"user/{repo_id}"
+    def push_to_hub(folder, repo_id, **kwargs):
+        seen["push"] = (folder, repo_id, sorted(snapshot(folder)), kwargs)
 
-    def create_repo(repo_id, **kwargs):
-        seen["create"] = (repo_id, kwargs)
-        return Repo(repo_id)
-
-    def upload_folder(self, folder, repo_id, **kwargs):
-        seen["upload"] = (repo_id, sorted(snapshot(folder)), kwargs)
-
-    monkeypatch.setattr(pipeline_utils, "create_repo", create_repo)
-    monkeypatch.setattr(pipeline_utils, "load_or_create_model_card", lambda *a, **k: _Card())
-    monkeypatch.setattr(pipeline_utils, "populate_model_card", lambda card, *a, **k: card)
-    monkeypatch.setattr(UniViGUPipeline, "_upload_folder", upload_folder)
-    pipe.save_pretrained(str(tmp_path / "my-univigu"), push_to_hub=True, private=True, commit_message="hi")
-    assert seen["create"] == ("my-univigu", {"exist_ok": True, "private": True, "token": None})
-    repo_id, files, kwargs = seen["upload"]
-    assert repo_id == "user/my-univigu" and kwargs["commit_message"] == "hi"
-    assert {"model_index.json", "config.json", "transformer/model.safetensors", "README.md"} <= set(files)
-    assert (tmp_path / "my-univigu" / "model_index.json").is_file()
-
-
-class _Card:
-    def save(self, path):
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write("card\n")
+    monkeypatch.setattr(hub, "check_can_push", lambda repo_id: seen.setdefault("checked", repo_id))
+    monkeypatch.setattr(hub, "push_to_hub", push_to_hub)
+    target = tmp_path / "my-univigu"
+    pipe.save_pretrained(str(target), push_to_hub=True, private=True, commit_message="hi")
+    assert seen["checked"] == "my-univigu"
+    folder, repo_id, files, kwargs = seen["push"]
+    assert folder == str(target) and repo_id == "my-univigu"
+    assert kwargs["private"] is True and kwargs["commit_message"] == "hi"
+    assert {"model_index.json", "config.json", "transformer/model.safetensors"} <= set(files)
+    assert (target / "model_index.json").is_file()
 
 
 def test_save_directory_that_is_a_file_is_an_error(tmp_path, two_pipelines):
