@@ -32,6 +32,11 @@ def test_video_only_forward_equals_wan(batch_size, frames, height, width):
     torch.testing.assert_close(got.video_velocity, expected, atol=1e-5, rtol=0)
 
 
+# Cached and full steps run different GEMM/attention shapes, which multithreaded CPU kernels sum in a different order:
+# the logits agree to float32 rounding (a few ulps), not bitwise.
+CACHE_TOLERANCE = {"atol": 1e-6, "rtol": 2e-6}
+
+
 def test_from_wan_keeps_wan_state_dict_names_and_values(tiny_wan):
     model = UniViGUModel.from_wan(tiny_wan, text_vocab_size=TEXT_VOCAB_SIZE)
     ours = model.state_dict()
@@ -214,8 +219,8 @@ def test_video_context_is_exact_when_video_does_not_attend_text(with_text):
     assert context.exact and context.num_layers == 2 and context.batch_size == 2
     assert context.num_video_tokens == 3 * 2 * 3 and context.keys[0].shape == (2, 18, 2, 12)
     assert cached.video_velocity is None
-    torch.testing.assert_close(cached.text_logits, full.text_logits, atol=1e-6, rtol=0)
-    torch.testing.assert_close(cached_masked.text_logits, full_masked.text_logits, atol=1e-6, rtol=0)
+    torch.testing.assert_close(cached.text_logits, full.text_logits, **CACHE_TOLERANCE)
+    torch.testing.assert_close(cached_masked.text_logits, full_masked.text_logits, **CACHE_TOLERANCE)
 
 
 def test_video_context_of_a_joint_attention_model_is_an_approximation(tiny_model):
@@ -230,7 +235,7 @@ def test_video_context_of_a_joint_attention_model_is_an_approximation(tiny_model
         stale = _text_step(tiny_model, later, output.video_context)
         full = tiny_model(**later)
     assert not output.video_context.exact
-    torch.testing.assert_close(same_step.text_logits, output.text_logits, atol=1e-6, rtol=0)
+    torch.testing.assert_close(same_step.text_logits, output.text_logits, **CACHE_TOLERANCE)
     assert (stale.text_logits - full.text_logits).abs().max() > 1e-4
 
 
@@ -435,7 +440,7 @@ def test_native_attention_backend_runs_the_joint_attention(monkeypatch, video_at
     for output in (selected, math):
         torch.testing.assert_close(output.video_velocity, default.video_velocity, atol=1e-5, rtol=0)
         torch.testing.assert_close(output.text_logits, default.text_logits, atol=1e-5, rtol=0)
-    torch.testing.assert_close(cached.text_logits, default.text_logits, atol=1e-6, rtol=0)
+    torch.testing.assert_close(cached.text_logits, default.text_logits, **CACHE_TOLERANCE)
     with pytest.raises(ValueError, match="backend"):
         model.set_attention_backend("not-a-backend")
 

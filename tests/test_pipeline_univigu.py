@@ -254,7 +254,9 @@ def test_exact_video_cache_is_the_default_and_changes_nothing():
         assert [full for full, _ in cached] == [True, False, False, False, False]  # the video runs once
         assert text == uncached_text
         for (_, logits), (_, reference) in zip(cached, uncached):
-            torch.testing.assert_close(logits, reference, atol=1e-6, rtol=0)
+            torch.testing.assert_close(
+                logits, reference, atol=1e-6, rtol=2e-6
+            )  # float32 rounding (see test_modeling_univigu.CACHE_TOLERANCE)
     assert [full for full, _ in uncached] == [True] * 5
 
 
