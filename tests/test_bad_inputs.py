@@ -272,6 +272,13 @@ CASES = [
     ("shapes: metric name", lambda c: shapes_scoring.load_metric("foo"), ValueError, ["name must be one of ('shapes_caption_accuracy', 'shapes_video_accuracy', 'caption_text_similarity')", "'foo'"]),
     ("shapes: reference value", lambda c: shapes_scoring.as_attributes({"color": "purple"}), ValueError, ["reference color must be one of ('red', 'green', 'blue', 'yellow')", "'purple'"]),
     ("shapes: attribute names", lambda c: shapes_scoring.attribute_accuracy([{}], [{"color": "red"}], attributes=["colour"]), ValueError, ["attributes must be a sequence of names from", "['colour']"]),
+    ("shapes: attribute value", lambda c: shapes.ShapeAttributes("circle", "purple", "small", "left", "black", "slowly", "center"), ValueError, ["color must be one of ('red', 'green', 'blue', 'yellow')", "'purple'"]),
+    ("shapes: start for direction", lambda c: shapes.render(shapes.ShapeAttributes("circle", "red", "small", "left", "black", "slowly", "left"), np.random.default_rng(0)), ValueError, ["attributes.start must keep a shape moving left inside the frame", "'left'"]),
+    ("shapes: caption template", lambda c: shapes.sample_attributes(np.random.default_rng(0)).caption(99), ValueError, ["template must be an integer in [0, 2]", "99"]),
+    ("shapes: valid starts", lambda c: shapes.valid_starts("diagonal"), ValueError, ["direction must be one of ('left', 'right', 'up', 'down')", "'diagonal'"]),
+    ("shapes: split at the call", lambda c: shapes.generate_clips(1, split="dev"), ValueError, ["split must be one of ('train', 'held_out', 'all')", "'dev'"]),
+    ("shapes: dataset size", lambda c: shapes.shapes_dataset(1, num_frames=6), ValueError, ["num_frames must be 4k+1 and at least 9", "6"]),
+    ("shapes: caption type", lambda c: shapes_scoring.parse_caption(5), TypeError, ["text must be a str", "int"]),
 ]  # fmt: skip
 
 

@@ -136,4 +136,26 @@ def test_world_text_covers_every_caption():
 )
 def test_bad_world_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        list(shapes.generate_clips(**kwargs))
+        shapes.generate_clips(**kwargs)  # checked at the call, not at the first clip
+    with pytest.raises(ValueError, match=message):
+        shapes.shapes_dataset(**kwargs)  # not hidden in a DatasetGenerationError
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("shape", "hexagon", "shape must be one of \\('circle', 'square', 'triangle'\\), got 'hexagon'"),
+        ("color", "purple", "color must be one of"),
+        ("start", "middle", "start must be one of"),
+    ],
+)
+def test_attributes_are_validated(field, value, message):
+    good = dict(shape="circle", color="red", size="small", direction="left", background="black", speed="slowly")
+    with pytest.raises(ValueError, match=message):
+        shapes.ShapeAttributes(**{**good, "start": "center", field: value})
+    with pytest.raises(ValueError, match="template must be an integer in \\[0, 2\\]"):
+        shapes.ShapeAttributes(**good, start="center").caption(3)
+    # Any start is a valid description (a generated caption may say it), but not one the renderer can keep in frame.
+    leaving = shapes.ShapeAttributes(**good, start="left")
+    with pytest.raises(ValueError, match="attributes.start must keep a shape moving left inside the frame"):
+        shapes.render(leaving, np.random.default_rng(0))

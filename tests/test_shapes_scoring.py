@@ -227,7 +227,7 @@ def test_parse_caption_edge_cases():
     assert parse_caption("a red blue circle")["color"] is None
     assert parse_caption("") == dict.fromkeys(ATTRIBUTES)
     assert parse_caption("a reddish squares moving leftwards")["color"] is None  # whole words only
-    with pytest.raises(ValueError, match="text must be a string"):
+    with pytest.raises(TypeError, match="text must be a str"):
         parse_caption(None)
 
 

@@ -73,6 +73,15 @@ ALL_PROMPTS = tuple(
 HELD_OUT_PROMPTS = _held_out()
 TRAIN_PROMPTS = tuple(p for p in ALL_PROMPTS if p not in set(HELD_OUT_PROMPTS))
 SPLITS = ("train", "held_out", "all")
+_ATTRIBUTE_VALUES = {
+    "shape": SHAPES,
+    "color": COLORS,
+    "size": SIZES,
+    "direction": DIRECTIONS,
+    "background": BACKGROUNDS,
+    "speed": SPEEDS,
+    "start": START_POSITIONS,
+}
 
 
 @dataclass(frozen=True)
@@ -87,12 +96,23 @@ class ShapeAttributes:
     speed: str
     start: str
 
+    def __post_init__(self):
+        for name, accepted in _ATTRIBUTE_VALUES.items():
+            value = getattr(self, name)
+            if value not in accepted:
+                raise ValueError(f"{name} must be one of {accepted}, got {value!r}")
+
     @property
     def prompt(self) -> str:
         return PROMPT_TEMPLATE.format(size=self.size, color=self.color, shape=self.shape, direction=self.direction)
 
     def caption(self, template: int = 0) -> str:
         """The detailed caption with template `template` (0..len(CAPTION_TEMPLATES)-1)."""
+        if not isinstance(template, int) or isinstance(template, bool) or not 0 <= template < len(CAPTION_TEMPLATES):
+            raise ValueError(
+                f"template must be an integer in [0, {len(CAPTION_TEMPLATES) - 1}] (an index into CAPTION_TEMPLATES), "
+                f"got {template!r}"
+            )
         return CAPTION_TEMPLATES[template].format(**asdict(self))
 
     def to_dict(self) -> dict[str, str]:
@@ -101,6 +121,8 @@ class ShapeAttributes:
 
 def valid_starts(direction: str) -> tuple[str, ...]:
     """Start positions from which a shape moving `direction` stays inside the frame (the far side or the middle)."""
+    if direction not in DIRECTION_VECTORS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     row_step, column_step = DIRECTION_VECTORS[direction]
     starts = []
     for r, c in itertools.product(range(len(ROWS)), range(len(COLUMNS))):
@@ -174,11 +196,20 @@ def render(attributes: ShapeAttributes, rng: np.random.Generator, num_frames: in
 
     Returns:
         `np.ndarray`: `(num_frames, size, size, 3)` float32 in [0, 1].
+
+    Raises:
+        `ValueError`: for an unsupported clip size, or a start the shape would leave the frame from
+            (see [`valid_starts`]).
     """
     if num_frames < 9 or (num_frames - 1) % 4:
         raise ValueError(f"num_frames must be 4k+1 and at least 9, got {num_frames}")
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels, got {size}")
+    if attributes.start not in valid_starts(attributes.direction):
+        raise ValueError(
+            f"attributes.start must keep a shape moving {attributes.direction} inside the frame: one of "
+            f"{valid_starts(attributes.direction)}, got {attributes.start!r}"
+        )
     r, c = divmod(START_POSITIONS.index(attributes.start), 3)
     start = np.array([GRID[r], GRID[c]]) + rng.uniform(-JITTER, JITTER, 2)
     travel = TRAVEL[attributes.speed] * rng.uniform(0.9, 1.1)
@@ -214,18 +245,38 @@ def generate_clips(
     num_clips: int, seed: int = 0, split: str = "train", num_frames: int = 9, size: int = 32
 ) -> Iterator[ShapeClip]:
     """
-    Yields `num_clips` clips, deterministic in `seed`.
+    An iterator over `num_clips` clips, deterministic in `seed` (the arguments are checked at the call, not at the
+    first clip).
 
     Args:
         num_clips (`int`): how many.
         seed (`int`): the seed (clip `i` depends only on `(seed, i)`).
         split (`str`): `"train"` (prompts outside `HELD_OUT_PROMPTS`), `"held_out"` (only them) or `"all"`.
         num_frames, size (`int`): clip size (4k+1 >= 9 frames, >= 32 pixels).
+
+    Returns:
+        `Iterator[ShapeClip]`
+
+    Raises:
+        `ValueError`: for an unknown `split`, a negative `num_clips` or an unsupported clip size.
     """
+    _check_clip_arguments(num_clips, split, num_frames, size)
+    return _clips(num_clips, seed, split, num_frames, size)
+
+
+def _check_clip_arguments(num_clips, split, num_frames, size) -> None:
+    """Raises `ValueError` for arguments `generate_clips` / `shapes_dataset` / `export_folder` cannot honour."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not isinstance(num_clips, int) or num_clips < 0:
+    if not isinstance(num_clips, int) or isinstance(num_clips, bool) or num_clips < 0:
         raise ValueError(f"num_clips must be a non-negative integer, got {num_clips!r}")
+    if not isinstance(num_frames, int) or num_frames < 9 or (num_frames - 1) % 4:
+        raise ValueError(f"num_frames must be 4k+1 and at least 9, got {num_frames!r}")
+    if not isinstance(size, int) or size < 32:
+        raise ValueError(f"size must be at least 32 pixels (an integer), got {size!r}")
+
+
+def _clips(num_clips: int, seed: int, split: str, num_frames: int, size: int) -> Iterator[ShapeClip]:
     prompts = {"train": TRAIN_PROMPTS, "held_out": HELD_OUT_PROMPTS, "all": ALL_PROMPTS}[split]
     for index in range(num_clips):
         rng = np.random.default_rng([seed, index])
@@ -242,6 +293,7 @@ def shapes_dataset(num_clips: int, seed: int = 0, split: str = "train", num_fram
     """
     import datasets
 
+    _check_clip_arguments(num_clips, split, num_frames, size)
     features = datasets.Features(
         {
             "video": datasets.Array4D(shape=(num_frames, size, size, 3), dtype="uint8"),

@@ -415,10 +415,10 @@ def parse_caption(text: str) -> dict[str, str | None]:
         `dict[str, str | None]`: one entry per attribute of `ATTRIBUTES`.
 
     Raises:
-        `ValueError`: when `text` is not a string.
+        `TypeError`: when `text` is not a string.
     """
     if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}")
+        raise TypeError(f"text must be a str (a prompt or caption), got {type(text).__name__}: {text!r}")
     normalized = " ".join(text.lower().split())
     parsed: dict[str, str | None] = {}
     for name, pattern in _CAPTION_PATTERNS.items():
