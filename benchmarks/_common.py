@@ -17,23 +17,25 @@ from conftest import build_tiny_text_encoder, build_tiny_tokenizer, build_tiny_v
 from univigu_hf import UniViGUModel, UniViGUPipeline  # noqa: E402
 
 
-# A mid-size Wan-shaped transformer: runs a 4k-token forward in about a second on 2 CPU cores. Prompts are Wan's
-# (512 x 4096 umT5 embeddings); the caption vocabulary keeps the text head's share of a caption step near 1.3B's.
-MID_SIZE = dict(
+# diffusers' Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json
+WAN21_T2V_1_3B = dict(
     patch_size=(1, 2, 2),
-    num_attention_heads=4,
-    attention_head_dim=64,
+    num_attention_heads=12,
+    attention_head_dim=128,
     in_channels=16,
     out_channels=16,
     text_dim=4096,
     freq_dim=256,
-    ffn_dim=1024,
-    num_layers=4,
+    ffn_dim=8960,
+    num_layers=30,
     cross_attn_norm=True,
     qk_norm="rms_norm_across_heads",
     eps=1e-6,
     rope_max_seq_len=1024,
 )
+# A mid-size Wan-shaped transformer: runs a 4k-token forward in about a second on 2 CPU cores. Prompts are Wan's
+# (512 x 4096 umT5 embeddings); the caption vocabulary keeps the text head's share of a caption step near 1.3B's.
+MID_SIZE = {**WAN21_T2V_1_3B, "num_attention_heads": 4, "attention_head_dim": 64, "ffn_dim": 1024, "num_layers": 4}
 MID_SIZE_TEXT_VOCAB = 4096
 # `--quick`: the same code on a model small enough that every script ends in seconds.
 QUICK_SIZE = {**MID_SIZE, "num_attention_heads": 2, "attention_head_dim": 32, "text_dim": 64, "ffn_dim": 128}

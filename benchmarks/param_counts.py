@@ -8,7 +8,7 @@ Wan's 480x832x81 (docs/scaling.md uses these numbers).
 import time
 
 import torch
-from _common import parser
+from _common import WAN21_T2V_1_3B, parser
 from _report import emit
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from transformers import UMT5Config, UMT5EncoderModel
@@ -17,22 +17,6 @@ from univigu_hf import UniViGUConfig, UniViGUModel
 from univigu_hf.modeling_univigu import is_text_parameter
 
 
-# diffusers' Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json
-WAN21_T2V_1_3B = dict(
-    patch_size=(1, 2, 2),
-    num_attention_heads=12,
-    attention_head_dim=128,
-    in_channels=16,
-    out_channels=16,
-    text_dim=4096,
-    freq_dim=256,
-    ffn_dim=8960,
-    num_layers=30,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    eps=1e-6,
-    rope_max_seq_len=1024,
-)
 # Wan-AI/Wan2.1-T2V-14B-Diffusers: the same with 40 heads, ffn 13824, 40 layers.
 WAN21_T2V_14B = {**WAN21_T2V_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
 UMT5_VOCAB_SIZE = 256300  # T5Tokenizer(umt5-xxl).vocab_size: 256,000 pieces + 300 extra ids
