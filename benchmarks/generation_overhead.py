@@ -109,7 +109,7 @@ def pipeline_overhead(config, vocab, tokens, steps, text_length, repeats, device
 
 def main() -> None:
     args_parser = parser(__doc__)
-    args_parser.add_argument("--repeats", type=int, default=4)
+    args_parser.add_argument("--repeats", type=int, default=10)
     args_parser.add_argument("--token-counts", type=int, nargs="+", default=[1024, 2048, 4096])
     args_parser.add_argument("--text-length", type=int, default=256, help="prompt-stream tokens (official: 256)")
     args_parser.add_argument("--pipeline-tokens", type=int, default=1024)

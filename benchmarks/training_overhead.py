@@ -1,7 +1,7 @@
 """Training overhead: samples/s of a tiny Knowledge Recall run with UniViGUTrainer vs the bare unified-flow loss in a
-plain loop, side by side on the same prepared data and model init (both timed after the same warm-up steps); the peak
-memory of each (CPU: the process's resident set, sampled during training; CUDA: `max_memory_allocated`); the losses
-before and after training.
+plain loop (with the Trainer's default gradient clipping), side by side on the same prepared data and model init
+(both timed after the same warm-up steps; runs alternate, medians reported); the peak memory of each (CPU: the
+process's resident set, sampled during training; CUDA: `max_memory_allocated`); the losses before and after training.
 
 Goal: Trainer time per sample <= 1.10x the bare loop's.
 
@@ -11,6 +11,7 @@ Goal: Trainer time per sample <= 1.10x the bare loop's.
 
 import contextlib
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -98,9 +99,10 @@ def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--steps", type=int, default=200)
     args_parser.add_argument("--batch-size", type=int, default=4)
+    args_parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; medians reported")
     args = args_parser.parse_args()
     if args.quick:
-        args.steps = 12
+        args.steps, args.repeats = 12, 1
     device = args.device
     workdir = tempfile.mkdtemp()
     folder = build_tiny_video_folder(os.path.join(workdir, "videos"), num_videos=16)
@@ -115,74 +117,88 @@ def main() -> None:
         collator = UniViGUDataCollator(max_text_length=pipe.transformer.config.max_text_length, pad_token_id=0)
         return pipe, prepared, null.to(device), collator
 
-    # Bare loop.
+    def bare_loop() -> tuple[float, dict, dict]:
+        """The loss in a plain loop, with the Trainer's default gradient clipping (max_grad_norm=1.0)."""
+        pipe, prepared, null, collator = setup()
+        pipe.transformer.to(device)
+        loader = torch.utils.data.DataLoader(
+            prepared,
+            batch_size=args.batch_size,
+            shuffle=True,
+            collate_fn=collator,
+            generator=torch.Generator().manual_seed(0),
+        )
+        optimizer = torch.optim.AdamW(pipe.transformer.parameters(), lr=1e-3)
+        pipe.transformer.train()
+        step, start = 0, None
+        with peak_memory(device) as memory:
+            while step < args.steps:
+                for batch in loader:
+                    if step == warmup:
+                        start = time.perf_counter()
+                    batch.pop("num_truncated")
+                    batch = to_device(batch, device)
+                    generator = step_generator(0, step)
+                    out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, generator, null)
+                    out.loss.backward()
+                    torch.nn.utils.clip_grad_norm_(pipe.transformer.parameters(), 1.0)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    step += 1
+                    if step == args.steps:
+                        break
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            steps_per_second = (args.steps - warmup) / (time.perf_counter() - start)
+        pipe.transformer.eval()
+        return steps_per_second, memory, evaluate(pipe, fixed_batch, config, null)
+
+    def trainer_loop() -> tuple[float, dict, dict]:
+        pipe, prepared, null, collator = setup()
+        training_args = TrainingArguments(
+            output_dir=os.path.join(workdir, "trainer"),
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            learning_rate=1e-3,
+            lr_scheduler_type="constant",
+            logging_steps=50,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=device == "cpu",
+            seed=0,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        trainer = UniViGUTrainer(
+            model=pipe.transformer,
+            args=training_args,
+            train_dataset=prepared,
+            data_collator=collator,
+            flow_scheduler=pipe.scheduler,
+            uniflow_config=config,
+            null_condition=null,
+        )
+        timer = StepTimer(warmup)
+        trainer.add_callback(timer)
+        with peak_memory(device) as memory:
+            trainer.train()
+        pipe.transformer.eval()
+        steps_per_second = (args.steps - warmup) / (timer.end - timer.start)
+        return steps_per_second, memory, evaluate(pipe, fixed_batch, config, null)
+
     pipe, prepared, null, collator = setup()
     pipe.transformer.to(device)
     fixed_batch = to_device(collator([prepared[i] for i in range(8)]), device)
     before = evaluate(pipe, fixed_batch, config, null)
-    loader = torch.utils.data.DataLoader(
-        prepared,
-        batch_size=args.batch_size,
-        shuffle=True,
-        collate_fn=collator,
-        generator=torch.Generator().manual_seed(0),
-    )
-    optimizer = torch.optim.AdamW(pipe.transformer.parameters(), lr=1e-3)
-    pipe.transformer.train()
-    step, start, warmup = 0, None, min(5, args.steps // 4)
-    with peak_memory(device) as bare_memory:
-        while step < args.steps:
-            for batch in loader:
-                if step == warmup:
-                    start = time.perf_counter()
-                batch.pop("num_truncated")
-                batch = to_device(batch, device)
-                generator = step_generator(0, step)
-                out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, generator, null)
-                out.loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
-                step += 1
-                if step == args.steps:
-                    break
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        bare_steps_per_second = (args.steps - warmup) / (time.perf_counter() - start)
-    pipe.transformer.eval()
-    after_bare = evaluate(pipe, fixed_batch, config, null)
-
-    # Trainer.
-    pipe, prepared, null, collator = setup()
-    training_args = TrainingArguments(
-        output_dir=os.path.join(workdir, "trainer"),
-        per_device_train_batch_size=args.batch_size,
-        max_steps=args.steps,
-        learning_rate=1e-3,
-        lr_scheduler_type="constant",
-        logging_steps=50,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=device == "cpu",
-        seed=0,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
-    trainer = UniViGUTrainer(
-        model=pipe.transformer,
-        args=training_args,
-        train_dataset=prepared,
-        data_collator=collator,
-        flow_scheduler=pipe.scheduler,
-        uniflow_config=config,
-        null_condition=null,
-    )
-    timer = StepTimer(warmup)
-    trainer.add_callback(timer)
-    with peak_memory(device) as trainer_memory:
-        trainer.train()
-    pipe.transformer.eval()
-    after_trainer = evaluate(pipe, fixed_batch, config, null)
-    trainer_steps_per_second = (args.steps - warmup) / (timer.end - timer.start)
+    warmup = min(5, args.steps // 4)
+    # Side by side: bare, Trainer, bare, Trainer, ... so that a change in machine load affects both alike.
+    runs = {"bare": [], "trainer": []}
+    for _ in range(args.repeats):
+        runs["bare"].append(bare_loop())
+        runs["trainer"].append(trainer_loop())
+    bare_steps_per_second = statistics.median(run[0] for run in runs["bare"])
+    trainer_steps_per_second = statistics.median(run[0] for run in runs["trainer"])
+    (_, bare_memory, after_bare), (_, trainer_memory, after_trainer) = runs["bare"][0], runs["trainer"][0]
 
     ratio = bare_steps_per_second / trainer_steps_per_second
     emit(
@@ -190,7 +206,12 @@ def main() -> None:
             "benchmark": "training_overhead",
             "quick": args.quick,
             **environment(device),
-            "setup": f"tiny pipeline, 16 clips 16x16x5, batch {args.batch_size}, {args.steps} steps, lr 1e-3",
+            "setup": (
+                f"tiny pipeline, 16 clips 16x16x5, batch {args.batch_size}, {args.steps} steps, lr 1e-3, gradient "
+                f"clipping at 1.0 in both; {args.repeats} alternating runs each, medians"
+            ),
+            "bare_loop_samples_per_second_runs": [round(run[0] * args.batch_size, 2) for run in runs["bare"]],
+            "trainer_samples_per_second_runs": [round(run[0] * args.batch_size, 2) for run in runs["trainer"]],
             "bare_loop_samples_per_second": round(bare_steps_per_second * args.batch_size, 2),
             "trainer_samples_per_second": round(trainer_steps_per_second * args.batch_size, 2),
             "trainer_over_bare_time_ratio": round(ratio, 3),

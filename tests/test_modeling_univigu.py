@@ -203,10 +203,17 @@ def _video_context(model, inputs, with_text=True):
     return model(**kwargs, return_video_context=True).video_context
 
 
+@pytest.mark.parametrize("condition_tokens", [7, 1, None], ids=["prompt", "one_token_prompt", "zero_condition"])
 @pytest.mark.parametrize("with_text", [True, False], ids=["context_from_joint_step", "context_from_video_only"])
-def test_video_context_is_exact_when_video_does_not_attend_text(with_text):
+def test_video_context_is_exact_when_video_does_not_attend_text(with_text, condition_tokens):
+    # A context from a joint step has buffers with room for the text rows; one from a video-only step concatenates.
+    # With a one-token condition (or none: captioning) text steps reuse the cross-attention output.
     model = build_tiny_univigu(video_attends_text=False)
     inputs = make_inputs(text_length=6)
+    if condition_tokens is None:
+        inputs["encoder_hidden_states"] = None
+    else:
+        inputs["encoder_hidden_states"] = inputs["encoder_hidden_states"][:, :condition_tokens]
     later = make_inputs(text_length=6, seed=1)  # another caption state and text time, same video
     later = {**inputs, "text_ids": later["text_ids"], "text_timestep": later["text_timestep"]}
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
@@ -218,6 +225,8 @@ def test_video_context_is_exact_when_video_does_not_attend_text(with_text):
         cached_masked = _text_step(model, later, context, text_attention_mask=mask)
     assert context.exact and context.num_layers == 2 and context.batch_size == 2
     assert context.num_video_tokens == 3 * 2 * 3 and context.keys[0].shape == (2, 18, 2, 12)
+    assert (context.key_value_buffers(0, 6) is not None) == with_text
+    assert (context.cross_attention_outputs is not None) == (condition_tokens != 7)
     assert cached.video_velocity is None
     torch.testing.assert_close(cached.text_logits, full.text_logits, **CACHE_TOLERANCE)
     torch.testing.assert_close(cached_masked.text_logits, full_masked.text_logits, **CACHE_TOLERANCE)
@@ -247,8 +256,22 @@ def test_return_video_context_as_tuple_and_memory(tiny_model):
     torch.testing.assert_close(velocity, plain.video_velocity, atol=0, rtol=0)
     torch.testing.assert_close(logits, plain.text_logits, atol=0, rtol=0)
     assert plain.video_context is None
-    # Keys and values of 2 layers (batch 2 x 18 tokens x 24 channels each) plus the projected condition (2 x 7 x 24).
-    assert context.nbytes == (2 * 2 * 2 * 18 * 24 + 2 * 7 * 24) * 4
+    # Keys and values of 2 layers (batch 2 x 18 video tokens x 24 channels each, with room for the 5 text tokens of
+    # a cached step) plus the projected condition (2 x 7 x 24).
+    assert context.nbytes == (2 * 2 * 2 * (18 + 5) * 24 + 2 * 7 * 24) * 4
+
+
+def test_text_steps_with_a_context_keep_autograd_working():
+    """With autograd on, cached steps concatenate instead of writing into the shared buffers (no in-place reuse)."""
+    model = build_tiny_univigu(video_attends_text=False)
+    inputs = make_inputs()
+    with torch.no_grad():
+        context = _video_context(model, inputs)
+    first = _text_step(model, inputs, context).text_logits
+    second = _text_step(model, make_inputs(seed=1), context).text_logits
+    (first.square().mean() + second.square().mean()).backward()
+    assert model.text_embedding.weight.grad is not None
+    assert torch.isfinite(model.text_embedding.weight.grad).all()
 
 
 BAD_VIDEO_CONTEXT_CALLS = [

@@ -484,6 +484,30 @@ def test_unknown_task_and_unreadable_video(tmp_path, tiny_pipe):
         tiny_pipe.caption(str(broken))
 
 
+def test_a_transient_video_read_failure_is_retried(tmp_path, tiny_pipe, monkeypatch):
+    """imageio-ffmpeg times out on ffmpeg's header under load; the read is tried again before giving up."""
+    import univigu_hf.pipeline_univigu as module
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"stands in for a valid file")
+    frames = [PIL.Image.new("RGB", (16, 16), (200, 30, 30))] * 5
+    failures = []
+
+    def flaky_load_video(path):
+        if len(failures) < 2:
+            failures.append(path)
+            raise OSError("Could not load meta information")
+        return frames
+
+    monkeypatch.setattr(module, "load_video", flaky_load_video)
+    pixels = tiny_pipe.preprocess_video(str(video), height=16, width=16, num_frames=5)
+    assert len(failures) == 2 and pixels.shape[-3:] == (5, 16, 16)
+    failures.clear()
+    monkeypatch.setattr(module, "load_video", lambda path: (_ for _ in ()).throw(OSError("Could not load meta")))
+    with pytest.raises(ValueError, match="could not be read as a video after 3 attempts"):
+        tiny_pipe.preprocess_video(str(video), height=16, width=16, num_frames=5)
+
+
 def test_constructor_checks_component_types(tiny_pipelines):
     unified, wan = tiny_pipelines
     with pytest.raises(TypeError, match="transformer must be a UniViGUModel"):

@@ -212,6 +212,28 @@ def test_oracle_marginals_follow_kappa_linear():
         assert abs((ids == target).float().mean().item() - sched.text_times[i + 1].item()) < 0.01
 
 
+@pytest.mark.parametrize("final_step", ["argmax", "sample"])
+def test_step_text_jumps_and_draws_follow_the_posterior(final_step):
+    """x1 is drawn only where a token jumps: the jump rate and the distribution of the drawn tokens are exact."""
+    sched = UniFlowScheduler(text_vocab_size=4, text_final_step=final_step)
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    logits = probs.log().expand(64, 256, 4).clone()
+    ids = torch.full((64, 256), 3)  # the posterior never proposes token 3, so every change is a drawn x1
+    # kappa(t) = t: from t = 0.5 to 0.75 each token jumps with probability h / (1 - t) = 0.5.
+    out = sched.step_text(logits, 0.5, ids, generator=_gen(11), next_text_time=0.75).prev_text_ids
+    jumped = out != 3
+    assert abs(jumped.float().mean().item() - 0.5) < 0.02
+    frequencies = torch.bincount(out[jumped], minlength=4).double() / jumped.sum()
+    torch.testing.assert_close(frequencies, probs.double(), atol=0.02, rtol=0)
+    # The final step: the argmax everywhere, or a draw for every token.
+    final = sched.step_text(logits, 0.9, ids, generator=_gen(12), next_text_time=1.0).prev_text_ids
+    if final_step == "argmax":
+        assert (final == 0).all()
+    else:
+        frequencies = torch.bincount(final.flatten(), minlength=4).double() / final.numel()
+        torch.testing.assert_close(frequencies, probs.double(), atol=0.02, rtol=0)
+
+
 def test_step_text_explicit_next_time_batched_and_tuple():
     sched = UniFlowScheduler(text_vocab_size=VOCAB)
     gen = _gen(5)

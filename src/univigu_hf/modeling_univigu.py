@@ -24,6 +24,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
 from .configuration_univigu import UniViGUConfig
+from .numerics import all_finite
 from .saving import atomic_save_pretrained
 from .video_context import UniViGUVideoContext
 
@@ -126,6 +127,8 @@ class UniViGUAttnProcessor:
 
     For captioning with a video context cache, `return_video_key_value=True` also returns the video keys (normed,
     rotated) and values, and `video_key_value` runs text tokens alone against such cached video keys/values.
+    `key_value_buffers` (no autograd) does the same with `(batch, video + text tokens, heads, head_dim)` buffers whose
+    video rows hold the cache: the text keys/values are written into their last rows instead of concatenated.
     """
 
     _attention_backend = None
@@ -143,6 +146,7 @@ class UniViGUAttnProcessor:
         video_attends_text: bool = True,
         video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_video_key_value: bool = False,
+        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         if encoder_hidden_states is not None:
             raise ValueError("UniViGUAttnProcessor is a self-attention processor; encoder_hidden_states must be None")
@@ -176,7 +180,13 @@ class UniViGUAttnProcessor:
             )
 
         video_key_value_out = (key[:, :num_video], value[:, :num_video]) if return_video_key_value else None
-        if video_key_value is not None:
+        if key_value_buffers is not None:
+            # As below, without concatenating: the buffers hold the cached video rows, the text rows are written in.
+            key_buffer, value_buffer = key_value_buffers
+            key_buffer[:, -num_tokens:] = key
+            value_buffer[:, -num_tokens:] = value
+            hidden_states = attend(query, key_buffer, value_buffer, attention_mask)
+        elif video_key_value is not None:
             # Text tokens only, against cached video keys/values: the text rows of the two-call path below.
             key = torch.cat([video_key_value[0], key], dim=1)
             value = torch.cat([video_key_value[1], value], dim=1)
@@ -255,6 +265,8 @@ class UniViGUTransformerBlock(WanTransformerBlock):
         video_attends_text: bool = True,
         video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_video_key_value: bool = False,
+        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cross_attention_output: torch.Tensor | None = None,
     ) -> tuple:
         """
         Args:
@@ -268,10 +280,16 @@ class UniViGUTransformerBlock(WanTransformerBlock):
             video_key_value: cached video keys/values `(B, L_v, H, Dh)` of this block's self-attention, for a
                 text-only step (`hidden_states=None`); see [`UniViGUVideoContext`].
             return_video_key_value: also return this block's video keys/values.
+            key_value_buffers: for a text-only step without autograd, `video_key_value` in preallocated
+                `(B, L_v + L_t, H, Dh)` buffers (see [`UniViGUAttnProcessor`]).
+            cross_attention_output: the cross-attention output `(B, 1, D)` of every token when the prompt condition
+                is a single token (one key: the output is its projected value, whatever the query), so the text-only
+                step skips the cross-attention.
 
         Returns:
-            `tuple`: the updated video and text tokens (`None` where absent), plus the video `(key, value)` with
-            `return_video_key_value=True`.
+            `tuple`: the updated video and text tokens (`None` where absent), plus, with `return_video_key_value=True`,
+            `(key, value, cross_attention_output)`: the video keys/values and, for a one-token condition, the
+            cross-attention output (else `None`).
         """
         streams = []  # (tokens, shift, scale, gate, c_shift, c_scale, c_gate, ffn)
         if hidden_states is not None:
@@ -298,6 +316,7 @@ class UniViGUTransformerBlock(WanTransformerBlock):
             video_attends_text=video_attends_text,
             video_key_value=video_key_value,
             return_video_key_value=return_video_key_value,
+            key_value_buffers=key_value_buffers,
         )
         if return_video_key_value:
             attn_output, video_key_value = attn_output
@@ -305,8 +324,12 @@ class UniViGUTransformerBlock(WanTransformerBlock):
 
         # 2. Cross-attention to the prompt, shared by both modalities (ungated, as Wan).
         joined = join(tokens)
-        normed = self.norm2(joined.float()).type_as(joined)
-        joined = joined + self.attn2(normed, encoder_hidden_states, None, None)
+        if cross_attention_output is None:
+            normed = self.norm2(joined.float()).type_as(joined)
+            cross = self.attn2(normed, encoder_hidden_states, None, None)
+        else:
+            cross = cross_attention_output
+        joined = joined + cross
         tokens = split(joined)
 
         # 3. Modality experts: Wan's FFN for video, the text FFN for text.
@@ -318,7 +341,8 @@ class UniViGUTransformerBlock(WanTransformerBlock):
         video_out = outputs.pop(0) if hidden_states is not None else None
         text_out = outputs.pop(0) if text_hidden_states is not None else None
         if return_video_key_value:
-            return video_out, text_out, video_key_value
+            single_key_output = cross[:, :1] if encoder_hidden_states.shape[1] == 1 else None
+            return video_out, text_out, (*video_key_value, single_key_output)
         return video_out, text_out
 
 
@@ -719,7 +743,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
             text_hidden = self.text_embedding(text_ids)
             if video_hidden is not None:
                 text_hidden = text_hidden.to(video_hidden.dtype)
-            elif video_context is not None:
+            elif video_context is not None and not torch.is_grad_enabled():
                 text_hidden = text_hidden.to(video_context.hidden_dtype)
             text_temb, text_modulation = self.text_time_embedding(
                 _expand_timestep(text_timestep, batch_size, text_ids.device), dtype=encoder_hidden_states.dtype
@@ -736,7 +760,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
                     key_mask = torch.cat([key_mask.new_ones(batch_size, num_video), key_mask], dim=1)
                 attention_mask = key_mask[:, None, None, :]
 
-        video_keys, video_values = [], []
+        video_keys, video_values, cross_outputs = [], [], []
         for index, block in enumerate(self.blocks):
             args = (
                 video_hidden,
@@ -751,11 +775,18 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 None if video_context is None else (video_context.keys[index], video_context.values[index]),
             )
             if return_video_context:
-                video_hidden, text_hidden, (key, value) = block(*args, return_video_key_value=True)
+                video_hidden, text_hidden, (key, value, cross) = block(*args, return_video_key_value=True)
                 video_keys.append(key)
                 video_values.append(value)
+                cross_outputs.append(cross)
             elif torch.is_grad_enabled() and self.gradient_checkpointing:
                 video_hidden, text_hidden = self._gradient_checkpointing_func(block, *args)
+            elif video_context is not None and not torch.is_grad_enabled():
+                video_hidden, text_hidden = block(
+                    *args,
+                    key_value_buffers=video_context.key_value_buffers(index, text_hidden.shape[1]),
+                    cross_attention_output=video_context.cross_attention_output(index),
+                )
             else:
                 video_hidden, text_hidden = block(*args)
 
@@ -775,7 +806,10 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 encoder_hidden_states=encoder_hidden_states,
                 hidden_dtype=video_hidden.dtype,
                 exact=not config.video_attends_text,
+                cross_attention_outputs=None if cross_outputs[0] is None else tuple(cross_outputs),
             )
+            if text_hidden is not None and not torch.is_grad_enabled():
+                new_context.reserve_text_rows(text_hidden.shape[1])
         if not return_dict:
             return (video_velocity, text_logits) + ((new_context,) if return_video_context else ())
         return UniViGUModelOutput(video_velocity=video_velocity, text_logits=text_logits, video_context=new_context)
@@ -1111,7 +1145,7 @@ def _check_timestep(name: str, timestep, batch_size: int) -> None:
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if torch.compiler.is_compiling() or bool(torch.isfinite(tensor).all()):
+    if torch.compiler.is_compiling() or all_finite(tensor):
         return
     bad = int((~torch.isfinite(tensor)).sum())
     raise ValueError(

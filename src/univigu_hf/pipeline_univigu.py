@@ -20,6 +20,7 @@ from diffusers.video_processor import VideoProcessor
 from safetensors import SafetensorError
 
 from .modeling_univigu import UniViGUModel, diffusers_dtype_kwargs, realign_cpu_tensors, unreadable_weights_error
+from .numerics import all_finite
 from .saving import atomic_save_pretrained
 from .scheduling_uniflow import UniFlowScheduler
 
@@ -523,7 +524,7 @@ class UniViGUPipeline(DiffusionPipeline):
         """
         if tensor is None or torch.compiler.is_compiling():
             return
-        if bool(torch.isfinite(tensor).all()):
+        if all_finite(tensor):
             return
         bad = int((~torch.isfinite(tensor)).sum())
         where = "" if step is None else f" at denoising step {step} (0-based) of {self._num_timesteps}"
@@ -719,7 +720,7 @@ class UniViGUPipeline(DiffusionPipeline):
             if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
                 got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
                 raise ValueError(f"latents must have shape {expected} for this batch and video size, got {got}")
-            if not latents.is_floating_point() or not bool(torch.isfinite(latents).all()):
+            if not latents.is_floating_point() or not all_finite(latents):
                 raise ValueError(
                     f"latents must be a finite floating-point tensor (the initial noise), got "
                     f"{'NaN or inf values' if latents.is_floating_point() else f'dtype {latents.dtype}'}"
@@ -1194,7 +1195,7 @@ def _to_frame_tensors(video) -> list[torch.Tensor]:
         if not video.is_floating_point():
             raise TypeError(f"video as a torch tensor must be floating point in [0, 1], got {video.dtype}")
         tensor = video.detach().float().cpu()
-        if not bool(torch.isfinite(tensor).all()):
+        if not all_finite(tensor):
             raise ValueError(_NON_FINITE_VIDEO.format(int((~torch.isfinite(tensor)).sum())))
         _check_unit_range(float(tensor.min()), float(tensor.max()))
         return list(tensor) if tensor.ndim == 5 else [tensor]
@@ -1222,15 +1223,30 @@ def _pil_frames(frames) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
+_VIDEO_READ_ATTEMPTS = 3
+
+
 def _load_video_file(path: str) -> torch.Tensor:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"video file not found: {path!r}")
-    try:
-        frames = load_video(path)
-    except Exception as error:  # imageio raises many types for unreadable files
-        raise ValueError(
-            f"video file {path!r} could not be read as a video ({type(error).__name__}: {error})"
-        ) from error
+    for attempt in range(_VIDEO_READ_ATTEMPTS):
+        try:
+            frames = load_video(path)
+            break
+        except OSError as error:
+            # imageio-ffmpeg gives up on ffmpeg's header after 10 s ("Could not load meta information"), which a
+            # busy machine can exceed for a valid file: read again before calling the file unreadable.
+            if attempt + 1 < _VIDEO_READ_ATTEMPTS:
+                logger.warning(f"Reading {path!r} failed ({error.__class__.__name__}); trying again.")
+                continue
+            raise ValueError(
+                f"video file {path!r} could not be read as a video after {_VIDEO_READ_ATTEMPTS} attempts "
+                f"({type(error).__name__}: {error})"
+            ) from error
+        except Exception as error:  # imageio raises many types for unreadable files
+            raise ValueError(
+                f"video file {path!r} could not be read as a video ({type(error).__name__}: {error})"
+            ) from error
     if not frames:
         raise ValueError(f"video file {path!r} has no frames")
     return _pil_frames(frames)

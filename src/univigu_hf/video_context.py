@@ -1,6 +1,6 @@
 """`UniViGUVideoContext`: the video keys/values of a `UniViGUModel` forward, reused by text-only captioning steps."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers.utils import logging
@@ -37,6 +37,10 @@ class UniViGUVideoContext:
         exact (`bool`):
             Whether text-only steps with this context equal full forwards (computed by a model with
             `video_attends_text=False`).
+        cross_attention_outputs (`tuple[torch.Tensor, ...]`, *optional*):
+            One `(batch, 1, hidden_size)` tensor per block when the prompt condition is a single token (captioning
+            without a prompt): the cross-attention then has one key, so every token's output is its projected value
+            and text-only steps add it instead of running the cross-attention.
     """
 
     keys: tuple[torch.Tensor, ...]
@@ -44,6 +48,44 @@ class UniViGUVideoContext:
     encoder_hidden_states: torch.Tensor
     hidden_dtype: torch.dtype
     exact: bool
+    cross_attention_outputs: tuple[torch.Tensor, ...] | None = None
+    _buffers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def reserve_text_rows(self, num_text_tokens: int) -> None:
+        """
+        Moves the cached keys/values into `(batch, video_tokens + num_text_tokens, heads, head_dim)` buffers, so that
+        text-only steps of that many text tokens write their keys/values after the video rows instead of
+        concatenating (a copy of the whole cache per block and step). `keys`/`values` become views of the buffers.
+
+        Args:
+            num_text_tokens (`int`): text tokens per step.
+        """
+        keys, values = [], []
+        for index, (key, value) in enumerate(zip(self.keys, self.values)):
+            buffers = []
+            for cached in (key, value):
+                batch, num_video, heads, head_dim = cached.shape
+                buffer = cached.new_empty(batch, num_video + num_text_tokens, heads, head_dim)
+                buffer[:, :num_video] = cached
+                buffers.append(buffer)
+            self._buffers[index] = tuple(buffers)
+            keys.append(buffers[0][:, :num_video])
+            values.append(buffers[1][:, :num_video])
+        self.keys, self.values = tuple(keys), tuple(values)
+
+    def key_value_buffers(self, index: int, num_text_tokens: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """
+        The buffers of block `index` from [`~UniViGUVideoContext.reserve_text_rows`] if they have room for exactly
+        `num_text_tokens` text tokens, else `None` (the text keys/values are then concatenated).
+        """
+        buffers = self._buffers.get(index)
+        if buffers is None or buffers[0].shape[1] != self.num_video_tokens + num_text_tokens:
+            return None
+        return buffers
+
+    def cross_attention_output(self, index: int) -> torch.Tensor | None:
+        """The cached cross-attention output of block `index` (one-token condition), else `None`."""
+        return None if self.cross_attention_outputs is None else self.cross_attention_outputs[index]
 
     @property
     def batch_size(self) -> int:
@@ -63,7 +105,9 @@ class UniViGUVideoContext:
     @property
     def nbytes(self) -> int:
         """`int`: memory held by the cached tensors, in bytes."""
-        tensors = (*self.keys, *self.values, self.encoder_hidden_states)
+        buffers = [buffer for pair in self._buffers.values() for buffer in pair]
+        cached = buffers or [*self.keys, *self.values]
+        tensors = (*cached, self.encoder_hidden_states, *(self.cross_attention_outputs or ()))
         return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
 
 

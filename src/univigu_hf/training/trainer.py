@@ -154,7 +154,8 @@ class UniViGUTrainer(Trainer):
         return data_collator
 
     def _reset_components(self):
-        self._components = torch.zeros(6, dtype=torch.float64)  # video, text, joint, understanding, generation, drop
+        self._loss_sums = None  # video, text
+        self._count_sums = torch.zeros(4, dtype=torch.float64)  # joint, understanding, generation, condition dropped
         self._component_steps = 0
         self._component_samples = 0
 
@@ -169,25 +170,29 @@ class UniViGUTrainer(Trainer):
             model, inputs, self.flow_scheduler, self.uniflow_config, generator, null_condition=self.null_condition
         )
         if model.training:
+            # The losses are summed on their device, without a host sync per step (`log` reads them every
+            # logging_steps); the task counts come from the CPU generator.
+            losses = torch.stack([output.video_loss.detach().float(), output.text_loss.detach().float()])
             tasks = output.tasks
-            self._components += torch.tensor(
+            counts = torch.stack(
                 [
-                    float(output.video_loss),
-                    float(output.text_loss),
-                    float((tasks == JOINT).sum()),
-                    float((tasks == UNDERSTANDING).sum()),
-                    float((tasks == GENERATION).sum()),
-                    float(output.condition_dropped.sum()),
-                ],
-                dtype=torch.float64,
-            )
+                    (tasks == JOINT).sum(),
+                    (tasks == UNDERSTANDING).sum(),
+                    (tasks == GENERATION).sum(),
+                    output.condition_dropped.sum(),
+                ]
+            ).double()
+            self._loss_sums = losses if self._loss_sums is None else self._loss_sums + losses
+            self._count_sums += counts
             self._component_steps += 1
             self._component_samples += tasks.numel()
         return (output.loss, output) if return_outputs else output.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._component_steps:
-            totals = self._components.to(self.args.device, torch.float32)
+            totals = torch.cat(
+                [self._loss_sums.to(self.args.device, torch.float32), self._count_sums.float().to(self.args.device)]
+            )
             counts = torch.tensor([self._component_steps, self._component_samples], device=self.args.device)
             if self.args.world_size > 1:
                 totals = self.accelerator.reduce(totals, reduction="sum")
