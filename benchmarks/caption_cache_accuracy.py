@@ -1,15 +1,18 @@
 """Caption accuracy and time with the video context cache, on the shapes world's held-out clips.
 
-The embedded default model (`univigu_hf.DEFAULT_MODEL`) is trained with joint attention (`video_attends_text=True`,
-the official default), so its cache is `video_cache="approx"`: the video keys/values of a full step are reused by
-the following text-only steps, and a full step recomputes them every `video_cache_refresh` steps. This script
-captions the same held-out clips (`shapes.generate_clips(..., split="held_out")`, the seed of
-`examples/shapes_world/eval_demo.py`) with the same generators uncached and with each refresh interval, and reports
-the exact attribute accuracy (`shapes_scoring.score_captions`), the share of captions identical to the uncached ones
-and the time. A model with `video_attends_text=False` (`--model`, e.g. from `make train-demo-cacheable`) is run with
-`"off"` and `"exact"` instead.
+The embedded default model (`univigu_hf.DEFAULT_MODEL`) is trained with `video_attends_text=False`, so it is run with
+`video_cache="off"` and `"exact"`: identical captions, and the time of each. A joint-attention model
+(`video_attends_text=True`, the official default; `--model runs/shapes_world_joint/refine` from
+`make train-demo-joint`) has only the approximate cache: the video keys/values of a full step are reused by the
+following text-only steps, and a full step recomputes them every `video_cache_refresh` steps; it is run uncached and
+with each refresh interval. Either way the script captions the same held-out clips
+(`shapes.generate_clips(..., split="held_out")`, the seed of `examples/shapes_world/eval_demo.py`) with the same
+generators and reports the exact attribute accuracy (`shapes_scoring.score_captions`), the share of captions
+identical to the uncached ones and the time.
 
     python benchmarks/caption_cache_accuracy.py --output docs/results/caption_cache_accuracy.json
+    python benchmarks/caption_cache_accuracy.py --model runs/shapes_world_joint/refine --steps 20 \
+        --output docs/results/caption_cache_accuracy_joint.json
     python benchmarks/caption_cache_accuracy.py --quick      # 8 clips
 """
 

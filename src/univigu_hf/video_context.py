@@ -65,7 +65,8 @@ class UniViGUVideoContext:
             buffers = []
             for cached in (key, value):
                 batch, num_video, heads, head_dim = cached.shape
-                buffer = cached.new_empty(batch, num_video + num_text_tokens, heads, head_dim)
+                # Head-major storage behind the (batch, tokens, heads, head_dim) view: the layout attention reads.
+                buffer = cached.new_empty(batch, heads, num_video + num_text_tokens, head_dim).transpose(1, 2)
                 buffer[:, :num_video] = cached
                 buffers.append(buffer)
             self._buffers[index] = tuple(buffers)
