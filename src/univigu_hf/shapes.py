@@ -73,7 +73,8 @@ ALL_PROMPTS = tuple(
 HELD_OUT_PROMPTS = _held_out()
 TRAIN_PROMPTS = tuple(p for p in ALL_PROMPTS if p not in set(HELD_OUT_PROMPTS))
 SPLITS = ("train", "held_out", "all")
-_ATTRIBUTE_VALUES = {
+# Every attribute's words, in a fixed order (the vocabulary that prompts, captions and scores use).
+ATTRIBUTE_VALUES = {
     "shape": SHAPES,
     "color": COLORS,
     "size": SIZES,
@@ -97,7 +98,7 @@ class ShapeAttributes:
     start: str
 
     def __post_init__(self):
-        for name, accepted in _ATTRIBUTE_VALUES.items():
+        for name, accepted in ATTRIBUTE_VALUES.items():
             value = getattr(self, name)
             if value not in accepted:
                 raise ValueError(f"{name} must be one of {accepted}, got {value!r}")
@@ -355,6 +356,7 @@ def world_text() -> list[str]:
 
 __all__ = [
     "ALL_PROMPTS",
+    "ATTRIBUTE_VALUES",
     "BACKGROUNDS",
     "CAPTION_TEMPLATES",
     "COLORS",

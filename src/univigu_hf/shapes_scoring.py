@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .shapes import (
+    ATTRIBUTE_VALUES,
     BACKGROUND_VALUES,
     BACKGROUNDS,
     COLORS,
@@ -46,15 +47,7 @@ from .shapes import (
 ATTRIBUTES = ("shape", "color", "size", "direction", "background", "speed", "start")
 PROMPT_ATTRIBUTES = ("shape", "color", "size", "direction")
 UNKNOWN = "unknown"
-VOCABULARY = {
-    "shape": SHAPES,
-    "color": COLORS,
-    "size": SIZES,
-    "direction": DIRECTIONS,
-    "background": BACKGROUNDS,
-    "speed": SPEEDS,
-    "start": START_POSITIONS,
-}
+VOCABULARY = ATTRIBUTE_VALUES
 METRICS = ("shapes_caption_accuracy", "shapes_video_accuracy", "caption_text_similarity")
 
 # ----- detector constants (lengths in fractions of the frame side) ---------------------------------------------------
