@@ -261,6 +261,15 @@ def test_return_video_context_as_tuple_and_memory(tiny_model):
     assert context.nbytes == (2 * 2 * 2 * (18 + 5) * 24 + 2 * 7 * 24) * 4
 
 
+@pytest.mark.parametrize("bad", [0, -3, 2.0, True, "6"])
+def test_reserve_text_rows_rejects_a_bad_count(bad):
+    model = build_tiny_univigu(video_attends_text=False)
+    with torch.no_grad():
+        context = _video_context(model, make_inputs())
+    with pytest.raises(ValueError, match=f"num_text_tokens must be a positive integer, got {bad!r}"):
+        context.reserve_text_rows(bad)
+
+
 def test_text_steps_with_a_context_keep_autograd_working():
     """With autograd on, cached steps concatenate instead of writing into the shared buffers (no in-place reuse)."""
     model = build_tiny_univigu(video_attends_text=False)

@@ -58,8 +58,10 @@ class UniViGUVideoContext:
         concatenating (a copy of the whole cache per block and step). `keys`/`values` become views of the buffers.
 
         Args:
-            num_text_tokens (`int`): text tokens per step.
+            num_text_tokens (`int`): text tokens per step (positive).
         """
+        if isinstance(num_text_tokens, bool) or not isinstance(num_text_tokens, int) or num_text_tokens < 1:
+            raise ValueError(f"num_text_tokens must be a positive integer, got {num_text_tokens!r}")
         keys, values = [], []
         for index, (key, value) in enumerate(zip(self.keys, self.values)):
             buffers = []
