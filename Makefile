@@ -35,7 +35,7 @@ format: install
 demo: install
 	$(BIN)/univigu demo
 
-# The embedded default model, end to end (about an hour on a 2-core CPU; see docs/shapes.md).
+# The embedded default model, end to end (about 87 minutes on a 2-core CPU; see docs/shapes.md).
 SHAPES_RUN ?= runs/shapes_world
 ABLATION_RUN ?= runs/shapes_world_refine_only
 train-demo: install
@@ -62,7 +62,7 @@ train-demo-joint: install
 	$(BIN)/python examples/train_recall.py --config examples/shapes_world/configs/recall.yaml \
 		--init_from $(SHAPES_RUN)/base --output_dir $(JOINT_RUN)/recall --max_steps 1500 $(JOINT_ARGS)
 	$(BIN)/python examples/train_refine.py --config examples/shapes_world/configs/refine.yaml \
-		--init_from $(JOINT_RUN)/recall --output_dir $(JOINT_RUN)/refine --max_steps 2000 $(JOINT_ARGS)
+		--init_from $(JOINT_RUN)/recall --output_dir $(JOINT_RUN)/refine --max_steps 2600 $(JOINT_ARGS)
 
 # Every benchmark (a few minutes on a 2-core CPU) -> docs/results/*.json, then a summary table (benchmarks/README.md).
 bench: install

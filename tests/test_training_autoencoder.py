@@ -6,7 +6,7 @@ from transformers import TrainingArguments
 
 from conftest import build_tiny_vae
 from univigu_hf import shapes
-from univigu_hf.training.autoencoder import AutoencoderTrainer, VideoFramesCollator, latent_statistics
+from univigu_hf.training.autoencoder import AutoencoderTrainer, VideoFramesCollator, edge_l1, latent_statistics
 
 
 def tiny_clips(num_clips=2):
@@ -79,6 +79,10 @@ def test_trainer_checks_its_arguments(tmp_path):
         AutoencoderTrainer(model=build_tiny_vae(), args=trainer_args(tmp_path), kl_weight=-1)
     with pytest.raises(ValueError, match="foreground_weight must be a non-negative number, got -2"):
         AutoencoderTrainer(model=build_tiny_vae(), args=trainer_args(tmp_path), foreground_weight=-2)
+    with pytest.raises(ValueError, match="gradient_weight must be a non-negative number, got 'x'"):
+        AutoencoderTrainer(model=build_tiny_vae(), args=trainer_args(tmp_path), gradient_weight="x")
+    with pytest.raises(TypeError, match="sample_posterior must be a bool, got 'no'"):
+        AutoencoderTrainer(model=build_tiny_vae(), args=trainer_args(tmp_path), sample_posterior="no")
 
 
 def test_foreground_weight_counts_pixels_away_from_the_clip_median(tmp_path):
@@ -94,6 +98,58 @@ def test_foreground_weight_counts_pixels_away_from_the_clip_median(tmp_path):
         torch.testing.assert_close(loss, (weights * error).mean() / weights.mean())
         if weight == 0:
             torch.testing.assert_close(loss, error.mean())
+
+
+def test_edge_l1_compares_horizontal_and_vertical_differences():
+    target = torch.zeros(1, 1, 1, 4, 4)
+    target[..., 1:3, 1:3] = 1.0  # a 2x2 square: 4 horizontal and 4 vertical unit steps
+    assert edge_l1(target, target) == 0
+    assert edge_l1(target + 0.5, target) == 0  # a constant offset has the same edges
+    blob = torch.zeros_like(target)
+    torch.testing.assert_close(edge_l1(blob, target), torch.tensor(2 * 4 / 12))  # 4 of 12 unit steps per axis
+
+
+def test_gradient_weight_adds_the_edge_term_and_logs_it(tmp_path):
+    vae = build_tiny_vae()
+    video = VideoFramesCollator()([{"video": clip} for clip in tiny_clips()["video"]])["video"]
+    trainer = AutoencoderTrainer(model=vae, args=trainer_args(tmp_path), kl_weight=0.0, gradient_weight=3.0)
+    with torch.no_grad():
+        loss, outputs = trainer.compute_loss(vae, {"video": video}, return_outputs=True)
+    reconstruction = outputs["reconstruction"]
+    expected = (reconstruction - video).pow(2).mean() + 3.0 * edge_l1(reconstruction, video)
+    torch.testing.assert_close(loss, expected)
+
+    trainer = AutoencoderTrainer(
+        model=vae.train(), args=trainer_args(tmp_path, steps=2), train_dataset=tiny_clips(), gradient_weight=1.0
+    )
+    trainer.train()
+    assert all(entry["loss_gradient"] > 0 for entry in trainer.state.log_history if "loss_reconstruction" in entry)
+
+
+def test_sample_posterior_false_decodes_the_posterior_mean(tmp_path):
+    vae = build_tiny_vae()
+    video = VideoFramesCollator()([{"video": clip} for clip in tiny_clips()["video"]])["video"]
+    with torch.no_grad():
+        mean_reconstruction = vae.decode(vae.encode(video).latent_dist.mean).sample
+        for sample_posterior in (True, False):
+            trainer = AutoencoderTrainer(model=vae, args=trainer_args(tmp_path), sample_posterior=sample_posterior)
+            _, outputs = trainer.compute_loss(vae, {"video": video}, return_outputs=True)
+            same = torch.allclose(outputs["reconstruction"], mean_reconstruction, atol=1e-6)
+            assert same is not sample_posterior
+
+
+def test_a_frozen_encoder_trains_the_decoder_alone(tmp_path):
+    vae = build_tiny_vae().train()
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    before = {name: tensor.clone() for name, tensor in vae.state_dict().items()}
+    args = trainer_args(tmp_path, weight_decay=0.1)
+    AutoencoderTrainer(model=vae, args=args, train_dataset=tiny_clips(), gradient_weight=1.0).train()
+    after = vae.state_dict()
+    frozen = [name for name in before if name.startswith(("encoder.", "quant_conv."))]
+    trained = [name for name in before if name.startswith(("decoder.", "post_quant_conv.")) and "weight" in name]
+    assert frozen and all(torch.equal(before[name], after[name]) for name in frozen)
+    assert any(not torch.equal(before[name], after[name]) for name in trained)
 
 
 def test_latent_statistics_are_per_channel_moments_of_the_posterior_mean():

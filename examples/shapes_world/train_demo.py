@@ -1,11 +1,11 @@
 """Trains the embedded default model (`univigu_hf.DEFAULT_MODEL`) end to end on the shapes world: `make train-demo`.
 
 Stage 0 builds a tiny Wan2.1 text-to-video base from scratch: a word-level tokenizer trained on the world's text, a
-small frozen UMT5 prompt encoder, a small `AutoencoderKLWan` trained with `AutoencoderTrainer`, and a
-`WanTransformer3DModel` trained on prompts -> videos with `examples/train_base.py`'s code path. Stage 1 grows it into
+small frozen UMT5 prompt encoder, a small `AutoencoderKLWan` trained with `AutoencoderTrainer` (then its decoder alone,
+with an edge term, the encoder and so every latent frozen), and a `WanTransformer3DModel` trained on prompts -> videos with `examples/train_base.py`'s code path. Stage 1 grows it into
 Uni-ViGU (`UniViGUPipeline.from_wan`) and runs Knowledge Recall; stage 2 runs Capability Refinement on the detailed
 captions. Stages 0-2 use `univigu_hf.training.script.run`, the function behind `examples/train_*.py`, with the YAML
-configs next to this file. Everything is seeded; on a 2-core CPU it takes about an hour.
+configs next to this file. Everything is seeded; on a 2-core CPU it takes about 80 minutes.
 
     python examples/shapes_world/train_demo.py --work_dir runs/shapes --install
     python examples/shapes_world/train_demo.py --work_dir /tmp/smoke --quick          # a minutes-long smoke run
@@ -131,6 +131,49 @@ def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> Autoenco
     return vae
 
 
+def refine_vae_decoder(
+    work_dir: Path, vae: AutoencoderKLWan, num_clips: int, steps: int, seed: int, sample_posterior: bool = False
+) -> AutoencoderKLWan:
+    """Trains the decoder alone with the L1 edge term added. The encoder is frozen, so every latent (and everything
+    trained on them) stays exactly the same; only the rendering of the latents sharpens."""
+    set_seed(seed)
+    vae.train()
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    args = TrainingArguments(
+        output_dir=str(work_dir / "vae_decoder_trainer"),
+        per_device_train_batch_size=8,
+        max_steps=steps,
+        learning_rate=1e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=min(30, steps // 10),
+        weight_decay=0.0,
+        logging_steps=max(1, steps // 20),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    dataset = clips_as_dataset(num_clips, seed=seed + 1000)
+    # Squared error alone leaves soft edges: small squares and triangles come back as blobs, sizes come back wrong.
+    trainer = AutoencoderTrainer(
+        model=vae,
+        args=args,
+        train_dataset=dataset,
+        kl_weight=1e-6,
+        foreground_weight=20.0,
+        gradient_weight=1.0,
+        sample_posterior=sample_posterior,
+    )
+    trainer.train()
+    vae.requires_grad_(True)
+    vae.eval()
+    vae.save_pretrained(work_dir / ("vae_refined" if not sample_posterior else "vae_refined_sampled"))
+    return vae
+
+
 @torch.no_grad()
 def reconstruction_quality(vae: AutoencoderKLWan, num_clips: int = 96) -> dict:
     """The detectors' accuracy on VAE round trips of unseen clips: the ceiling of what the model can show."""
@@ -202,9 +245,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_clips", type=int, default=2400, help="Training clips (train split, seed 0).")
     parser.add_argument("--vae_clips", type=int, default=2000)
     parser.add_argument("--vae_steps", type=int, default=2000)
+    parser.add_argument(
+        "--decoder_steps", type=int, default=600, help="Decoder-only steps with the edge term, after the VAE."
+    )
     parser.add_argument("--base_steps", type=int, default=3000)
     parser.add_argument("--recall_steps", type=int, default=1500)
-    parser.add_argument("--refine_steps", type=int, default=2000)
+    parser.add_argument("--refine_steps", type=int, default=2600)
     parser.add_argument(
         "--skip_recall", action="store_true", help="Ablation: Capability Refinement alone, straight from the base."
     )
@@ -222,7 +268,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--install", action="store_true", help=f"Copy the result to {PACKAGE_MODEL_DIR}.")
     args = parser.parse_args(argv)
     if args.quick:
-        args.num_clips, args.vae_clips, args.vae_steps = 64, 32, 4
+        args.num_clips, args.vae_clips, args.vae_steps, args.decoder_steps = 64, 32, 4, 4
         args.base_steps, args.recall_steps, args.refine_steps = 4, 4, 4
     return args
 
@@ -248,6 +294,8 @@ def main(argv=None) -> int:
     metrics = {}
     if args.base_dir is None:
         vae = timed("vae", train_vae, work_dir, args.vae_clips, args.vae_steps, args.seed)
+        metrics["vae_reconstruction_before_decoder_refinement"] = reconstruction_quality(vae)
+        vae = timed("vae_decoder", refine_vae_decoder, work_dir, vae, args.vae_clips, args.decoder_steps, args.seed)
         metrics["vae_reconstruction"] = reconstruction_quality(vae)
         print(f"[train-demo] VAE round trip: {json.dumps(metrics['vae_reconstruction'])}", flush=True)
         init = build_initial_wan(work_dir, vae, args.seed)
