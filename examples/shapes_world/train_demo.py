@@ -100,18 +100,15 @@ def clips_as_dataset(num_clips: int, seed: int):
     return shapes.shapes_dataset(num_clips, seed=seed, split="train", num_frames=NUM_FRAMES, size=SIZE)
 
 
-def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> AutoencoderKLWan:
-    """Trains the VAE on world clips (train split) and sets its latent statistics."""
-    set_seed(seed)
-    vae = AutoencoderKLWan(**VAE, latents_mean=[0.0] * VAE["z_dim"], latents_std=[1.0] * VAE["z_dim"])
-    dataset = clips_as_dataset(num_clips, seed=seed + 1000)
-    args = TrainingArguments(
-        output_dir=str(work_dir / "vae_trainer"),
+def vae_training_args(output_dir: Path, steps: int, learning_rate: float, warmup_steps: int, seed: int):
+    """The `TrainingArguments` of both VAE steps: batch 8, cosine schedule, no checkpoints, CPU."""
+    return TrainingArguments(
+        output_dir=str(output_dir),
         per_device_train_batch_size=8,
         max_steps=steps,
-        learning_rate=2e-3,
+        learning_rate=learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=min(50, steps // 10),
+        warmup_steps=warmup_steps,
         weight_decay=0.0,
         logging_steps=max(1, steps // 20),
         save_strategy="no",
@@ -120,6 +117,16 @@ def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> Autoenco
         seed=seed,
         dataloader_num_workers=0,
         remove_unused_columns=False,
+    )
+
+
+def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> AutoencoderKLWan:
+    """Trains the VAE on world clips (train split) and sets its latent statistics."""
+    set_seed(seed)
+    vae = AutoencoderKLWan(**VAE, latents_mean=[0.0] * VAE["z_dim"], latents_std=[1.0] * VAE["z_dim"])
+    dataset = clips_as_dataset(num_clips, seed=seed + 1000)
+    args = vae_training_args(
+        work_dir / "vae_trainer", steps, learning_rate=2e-3, warmup_steps=min(50, steps // 10), seed=seed
     )
     # Foreground weighting: with plain MSE the VAE settles in the "background only" minimum (see AutoencoderTrainer).
     trainer = AutoencoderTrainer(model=vae, args=args, train_dataset=dataset, kl_weight=1e-6, foreground_weight=20.0)
@@ -132,7 +139,7 @@ def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> Autoenco
 
 
 def refine_vae_decoder(
-    work_dir: Path, vae: AutoencoderKLWan, num_clips: int, steps: int, seed: int, sample_posterior: bool = False
+    work_dir: Path, vae: AutoencoderKLWan, num_clips: int, steps: int, seed: int
 ) -> AutoencoderKLWan:
     """Trains the decoder alone with the L1 edge term added. The encoder is frozen, so every latent (and everything
     trained on them) stays exactly the same; only the rendering of the latents sharpens."""
@@ -140,21 +147,8 @@ def refine_vae_decoder(
     vae.train()
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
-    args = TrainingArguments(
-        output_dir=str(work_dir / "vae_decoder_trainer"),
-        per_device_train_batch_size=8,
-        max_steps=steps,
-        learning_rate=1e-3,
-        lr_scheduler_type="cosine",
-        warmup_steps=min(30, steps // 10),
-        weight_decay=0.0,
-        logging_steps=max(1, steps // 20),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=seed,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
+    args = vae_training_args(
+        work_dir / "vae_decoder_trainer", steps, learning_rate=1e-3, warmup_steps=min(30, steps // 10), seed=seed
     )
     dataset = clips_as_dataset(num_clips, seed=seed + 1000)
     # Squared error alone leaves soft edges: small squares and triangles come back as blobs, sizes come back wrong.
@@ -165,12 +159,12 @@ def refine_vae_decoder(
         kl_weight=1e-6,
         foreground_weight=20.0,
         gradient_weight=1.0,
-        sample_posterior=sample_posterior,
+        sample_posterior=False,  # the posterior mean: the latents the transformer is trained on and generates
     )
     trainer.train()
     vae.requires_grad_(True)
     vae.eval()
-    vae.save_pretrained(work_dir / ("vae_refined" if not sample_posterior else "vae_refined_sampled"))
+    vae.save_pretrained(work_dir / "vae_refined")
     return vae
 
 
