@@ -120,11 +120,10 @@ def vae_training_args(output_dir: Path, steps: int, learning_rate: float, warmup
     )
 
 
-def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> AutoencoderKLWan:
-    """Trains the VAE on world clips (train split) and sets its latent statistics."""
+def train_vae(work_dir: Path, dataset, steps: int, seed: int) -> AutoencoderKLWan:
+    """Trains the VAE on world clips (`dataset`, train split) and sets its latent statistics."""
     set_seed(seed)
     vae = AutoencoderKLWan(**VAE, latents_mean=[0.0] * VAE["z_dim"], latents_std=[1.0] * VAE["z_dim"])
-    dataset = clips_as_dataset(num_clips, seed=seed + 1000)
     args = vae_training_args(
         work_dir / "vae_trainer", steps, learning_rate=2e-3, warmup_steps=min(50, steps // 10), seed=seed
     )
@@ -138,9 +137,7 @@ def train_vae(work_dir: Path, num_clips: int, steps: int, seed: int) -> Autoenco
     return vae
 
 
-def refine_vae_decoder(
-    work_dir: Path, vae: AutoencoderKLWan, num_clips: int, steps: int, seed: int
-) -> AutoencoderKLWan:
+def refine_vae_decoder(work_dir: Path, vae: AutoencoderKLWan, dataset, steps: int, seed: int) -> AutoencoderKLWan:
     """Trains the decoder alone with the L1 edge term added. The encoder is frozen, so every latent (and everything
     trained on them) stays exactly the same; only the rendering of the latents sharpens."""
     set_seed(seed)
@@ -150,7 +147,6 @@ def refine_vae_decoder(
     args = vae_training_args(
         work_dir / "vae_decoder_trainer", steps, learning_rate=1e-3, warmup_steps=min(30, steps // 10), seed=seed
     )
-    dataset = clips_as_dataset(num_clips, seed=seed + 1000)
     # Squared error alone leaves soft edges: small squares and triangles come back as blobs, sizes come back wrong.
     trainer = AutoencoderTrainer(
         model=vae,
@@ -287,9 +283,10 @@ def main(argv=None) -> int:
     seed = ["--seed", str(args.seed)]
     metrics = {}
     if args.base_dir is None:
-        vae = timed("vae", train_vae, work_dir, args.vae_clips, args.vae_steps, args.seed)
+        vae_clips = clips_as_dataset(args.vae_clips, seed=args.seed + 1000)  # shared by both VAE steps
+        vae = timed("vae", train_vae, work_dir, vae_clips, args.vae_steps, args.seed)
         metrics["vae_reconstruction_before_decoder_refinement"] = reconstruction_quality(vae)
-        vae = timed("vae_decoder", refine_vae_decoder, work_dir, vae, args.vae_clips, args.decoder_steps, args.seed)
+        vae = timed("vae_decoder", refine_vae_decoder, work_dir, vae, vae_clips, args.decoder_steps, args.seed)
         metrics["vae_reconstruction"] = reconstruction_quality(vae)
         print(f"[train-demo] VAE round trip: {json.dumps(metrics['vae_reconstruction'])}", flush=True)
         init = build_initial_wan(work_dir, vae, args.seed)

@@ -118,7 +118,8 @@ class AutoencoderTrainer(Trainer):
         self.foreground_weight = float(foreground_weight)
         self.gradient_weight = float(gradient_weight)
         self.sample_posterior = sample_posterior
-        self._logged = torch.zeros(4, dtype=torch.float64)
+        self._loss_sums = None  # reconstruction, KL, edge term: summed on their device, read every logging_steps
+        self._logged_steps = 0
 
     def _remove_unused_columns(self, dataset, description: str | None = None):
         return dataset
@@ -147,22 +148,24 @@ class AutoencoderTrainer(Trainer):
         mean, logvar = posterior.mean.float(), posterior.logvar.float()
         kl_loss = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()  # per latent element
         loss = reconstruction_loss + self.kl_weight * kl_loss
-        gradient_loss = torch.zeros((), device=loss.device)
+        gradient_loss = reconstruction_loss.new_zeros(())
         if self.gradient_weight > 0:
             gradient_loss = edge_l1(reconstruction.float(), video.float())
             loss = loss + self.gradient_weight * gradient_loss
         if model.training:
-            values = [float(reconstruction_loss.detach()), float(kl_loss.detach()), float(gradient_loss.detach()), 1.0]
-            self._logged += torch.tensor(values, dtype=torch.float64)
+            losses = torch.stack([reconstruction_loss, kl_loss, gradient_loss]).detach()
+            self._loss_sums = losses if self._loss_sums is None else self._loss_sums + losses
+            self._logged_steps += 1
         return (loss, {"reconstruction": reconstruction}) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._logged[3] > 0:
-            logs["loss_reconstruction"] = round(float(self._logged[0] / self._logged[3]), 6)
-            logs["loss_kl"] = round(float(self._logged[1] / self._logged[3]), 6)
+        if "loss" in logs and self._logged_steps:
+            means = (self._loss_sums.double() / self._logged_steps).tolist()
+            logs["loss_reconstruction"] = round(means[0], 6)
+            logs["loss_kl"] = round(means[1], 6)
             if self.gradient_weight > 0:
-                logs["loss_gradient"] = round(float(self._logged[2] / self._logged[3]), 6)
-            self._logged.zero_()
+                logs["loss_gradient"] = round(means[2], 6)
+            self._loss_sums, self._logged_steps = None, 0
         super().log(logs, start_time)
 
 
