@@ -1,0 +1,193 @@
+"""Where does a shapes-world pipeline lose shape? A latent probe that splits text-to-video into generation and decoding.
+
+    python examples/shapes_world/probe_latents.py --output docs/results/shapes_probe.json
+
+The detectors (`univigu_hf.shapes_scoring`) read decoded videos, so a wrong shape in text-to-video can come from the
+transformer (it generated latents of the wrong shape) or from the VAE decoder (it rendered right latents as a blob).
+This script trains a small convolutional probe on the VAE's posterior means of world clips of *every* attribute
+combination (so it cannot lean on which shapes go with which colors, sizes and directions in training) and reports
+its shape accuracy, per size, on:
+
+- `real_held_out`: posterior means of clips of the held-out prompts (unseen seed): how much shape the encoder keeps;
+- `generated_held_out` / `generated_seen`: latents that `pipe.generate_video(..., output_type="latent")` produces for
+  the held-out prompts and for training prompts: how often the transformer generates the prompted shape;
+- `decoded_held_out` / `decoded_seen`: the detectors on the same samples decoded, as in `make eval-demo`.
+
+The probe is a measuring instrument trained on clips no model saw (seed 2000, all combinations); it is not part of any
+model. Its accuracy on generated latents is only meaningful as far as they look like encoded clips, hence the real
+round-trip numbers alongside.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import univigu_hf
+from univigu_hf import UniViGUPipeline, shapes
+from univigu_hf.shapes_scoring import detect_attributes, parse_caption
+
+
+PROBE_SEED = 2000  # probe training clips: a seed no training stage uses (training data: 0, VAE: 1000)
+EVAL_SEED = 424242  # the held-out clips of `make eval-demo`
+SHAPES = shapes.ATTRIBUTE_VALUES["shape"]
+
+
+def clips_to_video(clips) -> torch.Tensor:
+    """World clips as the VAE's input `(B, 3, F, H, W)` in [-1, 1]."""
+    return torch.from_numpy(np.stack([clip.frames for clip in clips])).permute(0, 4, 1, 2, 3).float() * 2 - 1
+
+
+@torch.no_grad()
+def posterior_means(vae, clips, batch_size: int = 64) -> torch.Tensor:
+    """The (unnormalised) posterior means of `clips`."""
+    chunks = [clips_to_video(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
+    return torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in chunks]).float()
+
+
+class ShapeProbe(nn.Module):
+    """Two 3x3 convolutions per latent frame, a max over space and time, a linear layer: translation invariant, so it
+    reads the shape wherever it is. Latents are standardised per channel with the training set's statistics."""
+
+    def __init__(self, channels: int, mean: torch.Tensor, std: torch.Tensor, width: int = 64):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.net = nn.Sequential(
+            nn.Conv3d(channels, width, (1, 3, 3), padding=(0, 1, 1)),
+            nn.GELU(),
+            nn.Conv3d(width, width, (1, 3, 3), padding=(0, 1, 1)),
+            nn.GELU(),
+            nn.AdaptiveMaxPool3d(1),
+            nn.Flatten(),
+            nn.Linear(width, len(SHAPES)),
+        )
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.net((latents - self.mean) / self.std)
+
+
+def train_shape_probe(latents: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int) -> ShapeProbe:
+    """Fits a [`ShapeProbe`] to `(latents, labels)` with AdamW (batch 64)."""
+    torch.manual_seed(seed)
+    mean = latents.mean(dim=(0, 2, 3, 4), keepdim=True)
+    std = latents.std(dim=(0, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+    probe = ShapeProbe(latents.shape[1], mean, std)
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=2e-3, weight_decay=1e-2)
+    for _ in range(epochs):
+        order = torch.randperm(len(latents))
+        for start in range(0, len(latents), 64):
+            index = order[start : start + 64]
+            loss = nn.functional.cross_entropy(probe(latents[index]), labels[index])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    return probe.eval()
+
+
+def denormalise(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """`output_type="latent"` gives latents normalised with the VAE's `latents_mean`/`latents_std` (when the pipeline
+    has `normalize_latents`); undo it."""
+    if not pipe.config.normalize_latents:
+        return latents
+    vae, shape = pipe.vae, (1, -1, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean, dtype=latents.dtype).view(shape)
+    std = torch.tensor(vae.config.latents_std, dtype=latents.dtype).view(shape)
+    return latents * std + mean
+
+
+def accuracy_by_size(correct, sizes) -> dict:
+    correct, sizes = np.asarray(correct, dtype=bool), np.asarray(sizes)
+    report = {"all": float(correct.mean()), "num_samples": int(correct.size)}
+    for size in shapes.ATTRIBUTE_VALUES["size"]:
+        if (sizes == size).any():
+            report[size] = float(correct[sizes == size].mean())
+    return report
+
+
+@torch.no_grad()
+def generated_readings(pipe, probe, prompts, batch_size: int, seed: int, steps: int | None) -> tuple[dict, dict]:
+    """The probe on generated latents and the detectors on the same samples decoded."""
+    wanted = [parse_caption(prompt) for prompt in prompts]
+    probe_right, detector_right = [], []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
+        normalised = pipe.generate_video(chunk, num_inference_steps=steps, generator=generators, output_type="latent")
+        latents = denormalise(pipe, normalised.frames.float())
+        predicted = probe(latents).argmax(dim=1).tolist()
+        decoded = pipe.vae.decode(latents).sample.clamp(-1, 1)
+        frames = ((decoded + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+        for i, (index, video) in enumerate(zip(predicted, frames)):
+            want = wanted[start + i]["shape"]
+            probe_right.append(SHAPES[index] == want)
+            detector_right.append(detect_attributes(video)["shape"] == want)
+    sizes = [attributes["size"] for attributes in wanted]
+    return accuracy_by_size(probe_right, sizes), accuracy_by_size(detector_right, sizes)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=univigu_hf.DEFAULT_MODEL)
+    parser.add_argument("--output", default=None, help="Where to write the JSON report (default: print only).")
+    parser.add_argument("--probe_clips", type=int, default=3000, help="Clips of every combination to fit the probe.")
+    parser.add_argument("--probe_epochs", type=int, default=60)
+    parser.add_argument("--test_clips", type=int, default=240, help="Held-out clips for the encoder's reading.")
+    parser.add_argument("--samples_per_prompt", type=int, default=10, help="Per held-out prompt (and per seen one).")
+    parser.add_argument("--seen_prompts", type=int, default=12, help="Training prompts to generate (random, seeded).")
+    parser.add_argument("--steps", type=int, default=None, help="Denoising steps (default: the pipeline's).")
+    parser.add_argument("--batch_size", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    started = time.perf_counter()
+    pipe = UniViGUPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    probe_clips = list(shapes.generate_clips(args.probe_clips, seed=PROBE_SEED, split="all"))
+    labels = torch.tensor([SHAPES.index(clip.attributes.shape) for clip in probe_clips])
+    probe = train_shape_probe(posterior_means(pipe.vae, probe_clips), labels, args.probe_epochs, args.seed)
+
+    test_clips = list(shapes.generate_clips(args.test_clips, seed=EVAL_SEED, split="held_out"))
+    with torch.no_grad():
+        predicted = probe(posterior_means(pipe.vae, test_clips)).argmax(dim=1).tolist()
+    real = accuracy_by_size(
+        [SHAPES[i] == clip.attributes.shape for i, clip in zip(predicted, test_clips)],
+        [clip.attributes.size for clip in test_clips],
+    )
+    seen = [prompt for prompt in shapes.ALL_PROMPTS if prompt not in shapes.HELD_OUT_PROMPTS]
+    random.Random(args.seed).shuffle(seen)
+    report = {
+        "command": " ".join(
+            ["python examples/shapes_world/probe_latents.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "model": str(args.model),
+        "settings": {key: value for key, value in vars(args).items() if key not in ("model", "output")},
+        "shape_accuracy": {"real_held_out": real},
+    }
+    for name, prompts in (("held_out", list(shapes.HELD_OUT_PROMPTS)), ("seen", seen[: args.seen_prompts])):
+        repeated = [prompt for prompt in prompts for _ in range(args.samples_per_prompt)]
+        probe_report, detector_report = generated_readings(
+            pipe, probe, repeated, args.batch_size, args.seed, args.steps
+        )
+        report["shape_accuracy"][f"generated_{name}"] = probe_report
+        report["shape_accuracy"][f"decoded_{name}"] = detector_report
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report["shape_accuracy"], indent=2))
+    if args.output:
+        with open(args.output, "w") as file:
+            json.dump(report, file, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()
