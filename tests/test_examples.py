@@ -73,7 +73,12 @@ def test_probe_latents_reports_every_reading_of_the_default_model(tmp_path):
         "decoded_held_out",
         "generated_seen",
         "decoded_seen",
+        "video_tokens_held_out",
     }
+    num_layers = len(probe_latents.UniViGUPipeline.from_pretrained(report["model"]).transformer.blocks)
+    layers = readings.pop("video_tokens_held_out")
+    assert list(layers) == ["embedding"] + [f"block_{i}" for i in range(num_layers)]
+    assert all(layer["num_samples"] == 8 for layer in layers.values())
     assert readings["real_held_out"]["num_samples"] == 8
     assert readings["generated_held_out"]["num_samples"] == readings["decoded_held_out"]["num_samples"] == 12
     assert readings["generated_seen"]["num_samples"] == 2

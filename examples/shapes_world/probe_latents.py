@@ -11,7 +11,10 @@ its shape accuracy, per size, on:
 - `real_held_out`: posterior means of clips of the held-out prompts (unseen seed): how much shape the encoder keeps;
 - `generated_held_out` / `generated_seen`: latents that `pipe.generate_video(..., output_type="latent")` produces for
   the held-out prompts and for training prompts: how often the transformer generates the prompted shape;
-- `decoded_held_out` / `decoded_seen`: the detectors on the same samples decoded, as in `make eval-demo`.
+- `decoded_held_out` / `decoded_seen`: the detectors on the same samples decoded, as in `make eval-demo`;
+- `video_tokens_held_out`: a probe per transformer layer on the video tokens of clean held-out clips (timestep 0, the
+  captioning input; the token grid `(dim, F, H/2, W/2)` for patch 1x2x2): how much shape the video stream hands to
+  the caption tokens that attend to it.
 
 The probe is a measuring instrument trained on clips no model saw (seed 2000, all combinations); it is not part of any
 model. Its accuracy on generated latents is only meaningful as far as they look like encoded clips, hence the real
@@ -91,6 +94,44 @@ def train_shape_probe(latents: torch.Tensor, labels: torch.Tensor, epochs: int, 
     return probe.eval()
 
 
+def normalise(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """Posterior means as the transformer sees them (the inverse of [`denormalise`])."""
+    if not pipe.config.normalize_latents:
+        return latents
+    vae, shape = pipe.vae, (1, -1, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean, dtype=latents.dtype).view(shape)
+    std = torch.tensor(vae.config.latents_std, dtype=latents.dtype).view(shape)
+    return (latents - mean) / std
+
+
+@torch.no_grad()
+def video_token_features(pipe, latents: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """The video tokens entering the first transformer block (`embedding`) and leaving every block (`block_i`) for
+    clean `latents` at timestep 0, each as a grid `(B, dim, F', H', W')`."""
+    transformer = pipe.transformer
+    patch = transformer.config.patch_size
+    grid = [size // step for size, step in zip(latents.shape[2:], patch)]
+    collected: dict[str, list[torch.Tensor]] = {}
+
+    def keep(name, hidden):
+        collected.setdefault(name, []).append(hidden.float().transpose(1, 2).reshape(len(hidden), -1, *grid))
+
+    handles = [transformer.blocks[0].register_forward_pre_hook(lambda module, args: keep("embedding", args[0]))]
+    for index, block in enumerate(transformer.blocks):
+        handles.append(
+            block.register_forward_hook(lambda module, args, output, name=f"block_{index}": keep(name, output[0]))
+        )
+    try:
+        inputs = normalise(pipe, latents)
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size].to(transformer.dtype)
+            transformer(video_latents=chunk, video_timestep=torch.zeros(len(chunk)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: torch.cat(parts) for name, parts in collected.items()}
+
+
 def denormalise(pipe, latents: torch.Tensor) -> torch.Tensor:
     """`output_type="latent"` gives latents normalised with the VAE's `latents_mean`/`latents_std` (when the pipeline
     has `normalize_latents`); undo it."""
@@ -155,15 +196,21 @@ def main(argv=None) -> dict:
     pipe.set_progress_bar_config(disable=True)
     probe_clips = list(shapes.generate_clips(args.probe_clips, seed=PROBE_SEED, split="all"))
     labels = torch.tensor([SHAPES.index(clip.attributes.shape) for clip in probe_clips])
-    probe = train_shape_probe(posterior_means(pipe.vae, probe_clips), labels, args.probe_epochs, args.seed)
+    probe_latents = posterior_means(pipe.vae, probe_clips)
+    probe = train_shape_probe(probe_latents, labels, args.probe_epochs, args.seed)
 
     test_clips = list(shapes.generate_clips(args.test_clips, seed=EVAL_SEED, split="held_out"))
-    with torch.no_grad():
-        predicted = probe(posterior_means(pipe.vae, test_clips)).argmax(dim=1).tolist()
-    real = accuracy_by_size(
-        [SHAPES[i] == clip.attributes.shape for i, clip in zip(predicted, test_clips)],
-        [clip.attributes.size for clip in test_clips],
-    )
+    test_latents = posterior_means(pipe.vae, test_clips)
+    test_sizes = [clip.attributes.size for clip in test_clips]
+
+    def read_test_clips(fitted, features) -> dict:
+        with torch.no_grad():
+            predicted = fitted(features).argmax(dim=1).tolist()
+        return accuracy_by_size(
+            [SHAPES[i] == clip.attributes.shape for i, clip in zip(predicted, test_clips)], test_sizes
+        )
+
+    real = read_test_clips(probe, test_latents)
     seen = [prompt for prompt in shapes.ALL_PROMPTS if prompt not in shapes.HELD_OUT_PROMPTS]
     random.Random(args.seed).shuffle(seen)
     report = {
@@ -181,6 +228,14 @@ def main(argv=None) -> dict:
         )
         report["shape_accuracy"][f"generated_{name}"] = probe_report
         report["shape_accuracy"][f"decoded_{name}"] = detector_report
+    train_tokens = video_token_features(pipe, probe_latents)
+    test_tokens = video_token_features(pipe, test_latents)
+    report["shape_accuracy"]["video_tokens_held_out"] = {
+        name: read_test_clips(
+            train_shape_probe(train_tokens[name], labels, args.probe_epochs, args.seed), test_tokens[name]
+        )
+        for name in train_tokens
+    }
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report["shape_accuracy"], indent=2))
     if args.output:
