@@ -94,14 +94,15 @@ def train_shape_probe(latents: torch.Tensor, labels: torch.Tensor, epochs: int, 
     return probe.eval()
 
 
-def normalise(pipe, latents: torch.Tensor) -> torch.Tensor:
-    """Posterior means as the transformer sees them (the inverse of [`denormalise`])."""
+def normalise(pipe, latents: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    """Posterior means as the transformer sees them (standardised with the VAE's `latents_mean`/`latents_std` when
+    the pipeline has `normalize_latents`, as `output_type="latent"` returns them); `inverse=True` undoes it."""
     if not pipe.config.normalize_latents:
         return latents
-    vae, shape = pipe.vae, (1, -1, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean, dtype=latents.dtype).view(shape)
-    std = torch.tensor(vae.config.latents_std, dtype=latents.dtype).view(shape)
-    return (latents - mean) / std
+    shape = (1, -1, 1, 1, 1)
+    mean = torch.tensor(pipe.vae.config.latents_mean, dtype=latents.dtype).view(shape)
+    std = torch.tensor(pipe.vae.config.latents_std, dtype=latents.dtype).view(shape)
+    return latents * std + mean if inverse else (latents - mean) / std
 
 
 @torch.no_grad()
@@ -132,17 +133,6 @@ def video_token_features(pipe, latents: torch.Tensor, batch_size: int = 64) -> d
     return {name: torch.cat(parts) for name, parts in collected.items()}
 
 
-def denormalise(pipe, latents: torch.Tensor) -> torch.Tensor:
-    """`output_type="latent"` gives latents normalised with the VAE's `latents_mean`/`latents_std` (when the pipeline
-    has `normalize_latents`); undo it."""
-    if not pipe.config.normalize_latents:
-        return latents
-    vae, shape = pipe.vae, (1, -1, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean, dtype=latents.dtype).view(shape)
-    std = torch.tensor(vae.config.latents_std, dtype=latents.dtype).view(shape)
-    return latents * std + mean
-
-
 def accuracy_by_size(correct, sizes) -> dict:
     correct, sizes = np.asarray(correct, dtype=bool), np.asarray(sizes)
     report = {"all": float(correct.mean()), "num_samples": int(correct.size)}
@@ -161,10 +151,9 @@ def generated_readings(pipe, probe, prompts, batch_size: int, seed: int, steps: 
         chunk = prompts[start : start + batch_size]
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
         normalised = pipe.generate_video(chunk, num_inference_steps=steps, generator=generators, output_type="latent")
-        latents = denormalise(pipe, normalised.frames.float())
+        latents = normalise(pipe, normalised.frames.float(), inverse=True)
         predicted = probe(latents).argmax(dim=1).tolist()
-        decoded = pipe.vae.decode(latents).sample.clamp(-1, 1)
-        frames = ((decoded + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+        frames = pipe.video_processor.postprocess_video(pipe.vae.decode(latents).sample, output_type="np")
         for i, (index, video) in enumerate(zip(predicted, frames)):
             want = wanted[start + i]["shape"]
             probe_right.append(SHAPES[index] == want)
