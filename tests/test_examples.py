@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModel
 
@@ -84,3 +85,23 @@ def test_probe_latents_reports_every_reading_of_the_default_model(tmp_path):
     assert readings["generated_seen"]["num_samples"] == 2
     assert all(0.0 <= reading["all"] <= 1.0 for reading in readings.values())
     assert output.is_file() and report["command"].endswith(str(output))
+
+
+def test_shape_probe_rejects_mismatched_labels_and_bad_epochs():
+    probe_latents = load_example("shapes_world/probe_latents.py")
+    latents, labels = synthetic_shape_latents(8, seed=0)
+    with pytest.raises(ValueError, match="labels must be a \\(8,\\) tensor"):
+        probe_latents.train_shape_probe(latents, labels[:5], epochs=1, seed=0)
+    with pytest.raises(ValueError, match="shape indices in \\[0, 3\\)"):
+        probe_latents.train_shape_probe(latents, labels + 3, epochs=1, seed=0)
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        probe_latents.train_shape_probe(latents, labels, epochs=0, seed=0)
+
+
+@pytest.mark.parametrize("flag", ["--probe_clips", "--samples_per_prompt", "--steps"])
+def test_probe_latents_rejects_non_positive_counts(flag, capsys):
+    probe_latents = load_example("shapes_world/probe_latents.py")
+    with pytest.raises(SystemExit):
+        probe_latents.parse_args([flag, "0"])
+    error = capsys.readouterr().err
+    assert f"{flag} must be a positive integer" in error and error.rstrip().endswith("got 0")

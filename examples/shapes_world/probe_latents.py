@@ -78,6 +78,18 @@ class ShapeProbe(nn.Module):
 
 def train_shape_probe(latents: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int) -> ShapeProbe:
     """Fits a [`ShapeProbe`] to `(latents, labels)` with AdamW (batch 64)."""
+    if not isinstance(latents, torch.Tensor) or latents.ndim != 5:
+        raise ValueError(f"latents must be a (B, C, F, H, W) tensor, got {getattr(latents, 'shape', type(latents))}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (len(latents),):
+        raise ValueError(
+            f"labels must be a ({len(latents)},) tensor of shape indices, got {getattr(labels, 'shape', labels)!r}"
+        )
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < len(SHAPES):
+        raise ValueError(
+            f"labels must be shape indices in [0, {len(SHAPES)}) ({SHAPES}), got {labels.unique().tolist()}"
+        )
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     torch.manual_seed(seed)
     mean = latents.mean(dim=(0, 2, 3, 4), keepdim=True)
     std = latents.std(dim=(0, 2, 3, 4), keepdim=True).clamp_min(1e-6)
@@ -174,7 +186,13 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="Denoising steps (default: the pipeline's).")
     parser.add_argument("--batch_size", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("probe_clips", "probe_epochs", "test_clips", "samples_per_prompt", "seen_prompts", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be a positive integer (or left out for the pipeline's default), got {args.steps}")
+    return args
 
 
 def main(argv=None) -> dict:
