@@ -70,6 +70,7 @@ def test_probe_latents_reports_every_reading_of_the_default_model(tmp_path):
     readings = report["shape_accuracy"]
     assert set(readings) == {
         "real_held_out",
+        "real_held_out_training_fit",
         "generated_held_out",
         "decoded_held_out",
         "generated_seen",
@@ -80,7 +81,7 @@ def test_probe_latents_reports_every_reading_of_the_default_model(tmp_path):
     layers = readings.pop("video_tokens_held_out")
     assert list(layers) == ["embedding"] + [f"block_{i}" for i in range(num_layers)]
     assert all(layer["num_samples"] == 8 for layer in layers.values())
-    assert readings["real_held_out"]["num_samples"] == 8
+    assert readings["real_held_out"]["num_samples"] == readings["real_held_out_training_fit"]["num_samples"] == 8
     assert readings["generated_held_out"]["num_samples"] == readings["decoded_held_out"]["num_samples"] == 12
     assert readings["generated_seen"]["num_samples"] == 2
     assert all(0.0 <= reading["all"] <= 1.0 for reading in readings.values())
