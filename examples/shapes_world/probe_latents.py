@@ -50,6 +50,11 @@ def clips_to_video(clips) -> torch.Tensor:
     return torch.from_numpy(np.stack([clip.frames for clip in clips])).permute(0, 4, 1, 2, 3).float() * 2 - 1
 
 
+def shape_labels(clips) -> torch.Tensor:
+    """The index in `SHAPES` of each clip's shape."""
+    return torch.tensor([SHAPES.index(clip.attributes.shape) for clip in clips])
+
+
 @torch.no_grad()
 def posterior_means(vae, clips, batch_size: int = 64) -> torch.Tensor:
     """The (unnormalised) posterior means of `clips`."""
@@ -205,7 +210,7 @@ def main(argv=None) -> dict:
     pipe = UniViGUPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     probe_clips = list(shapes.generate_clips(args.probe_clips, seed=PROBE_SEED, split="all"))
-    labels = torch.tensor([SHAPES.index(clip.attributes.shape) for clip in probe_clips])
+    labels = shape_labels(probe_clips)
     probe_latents = posterior_means(pipe.vae, probe_clips)
     probe = train_shape_probe(probe_latents, labels, args.probe_epochs, args.seed)
 
@@ -224,7 +229,7 @@ def main(argv=None) -> dict:
     training_clips = list(shapes.generate_clips(args.probe_clips, seed=PROBE_SEED, split="train"))
     training_probe = train_shape_probe(
         posterior_means(pipe.vae, training_clips),
-        torch.tensor([SHAPES.index(clip.attributes.shape) for clip in training_clips]),
+        shape_labels(training_clips),
         args.probe_epochs,
         args.seed,
     )
