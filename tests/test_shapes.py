@@ -119,6 +119,21 @@ def test_datasets_dataset_and_folder_export(tmp_path):
     assert len(loaded) == 4 and base_dir == folder
 
 
+def test_folder_export_writes_every_clip_as_a_serial_export_would(tmp_path):
+    from diffusers.utils import export_to_video
+
+    folder = shapes.export_folder(tmp_path / "world", 12, seed=3, split="held_out")  # more clips than write threads
+    rows = [json.loads(line) for line in open(os.path.join(folder, "metadata.jsonl"), encoding="utf-8")]
+    clips = list(shapes.generate_clips(12, seed=3, split="held_out"))
+    assert [row["file_name"] for row in rows] == [f"held_out_3_{index:05d}.mp4" for index in range(12)]
+    for row, clip in zip(rows, clips):
+        assert row["prompt"] == clip.prompt
+        reference = str(tmp_path / "reference.mp4")
+        export_to_video(list(clip.frames), reference, fps=8, macro_block_size=1)
+        with open(os.path.join(folder, row["file_name"]), "rb") as written, open(reference, "rb") as expected:
+            assert written.read() == expected.read(), row["file_name"]
+
+
 def test_world_text_covers_every_caption():
     texts = set(shapes.world_text())
     for clip in shapes.generate_clips(30, seed=9, split="all"):

@@ -312,10 +312,33 @@ def test_cache_hit_skips_the_vae_and_key_changes(folder, pipe, tmp_path, monkeyp
         assert first[column] == second[column]
 
     prepare_dataset(pipe, dataset, **{**kwargs, "max_text_length": 16})
-    prepare_dataset(pipe, dataset, **{**kwargs, "stage": "recall"})
-    assert len(calls) == 3
+    prepare_dataset(pipe, dataset, **{**kwargs, "stage": "recall"})  # a new key, but the videos come from the entry
+    assert len(calls) == 2
     entries = cache_entries(cache_dir)
     assert len(entries) == 3 and not any(entry.startswith(".") for entry in entries)  # no temporary dirs left
+
+
+@pytest.mark.parametrize("first_stage", ["recall", "refine"])
+def test_a_stage_reuses_the_video_latents_of_the_other_stage(folder, pipe, tmp_path, monkeypatch, first_stage):
+    second_stage = "refine" if first_stage == "recall" else "recall"
+    dataset, base_dir = load_video_dataset(folder, stage="refine")
+    kwargs = dict(base_dir=base_dir, max_text_length=32, **TINY)
+    expected = prepare_dataset(pipe, dataset, stage=second_stage, **kwargs)  # no cache: computed from scratch
+
+    cache_dir = tmp_path / "prepared"
+    calls = count_vae_calls(monkeypatch, pipe)
+    prepare_dataset(pipe, dataset, stage=first_stage, cache_dir=cache_dir, **kwargs)
+    assert len(calls) == 1
+    reused = prepare_dataset(pipe, dataset, stage=second_stage, cache_dir=cache_dir, **kwargs)
+    assert len(calls) == 1  # no VAE call for the second stage
+    assert len(cache_entries(cache_dir)) == 2
+    for column in ("video_latents", "prompt_embeds", "prompt_ids", "text_ids", "text_truncated"):
+        assert reused[column] == expected[column], column
+    target = "caption" if second_stage == "refine" else "prompt"
+    assert reused["text_ids"][0] == token_ids(pipe, read_rows(folder)[0][target], 32)
+
+    other_size = prepare_dataset(pipe, dataset, stage=second_stage, cache_dir=cache_dir, **{**kwargs, "height": 32})
+    assert len(calls) == 2 and len(other_size) == len(dataset)  # a different video size is not reused
 
 
 def test_interrupted_preparation_leaves_no_cache_entry(folder, pipe, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ small frozen UMT5 prompt encoder, a small `AutoencoderKLWan` trained with `Autoe
 with an edge term, the encoder and so every latent frozen), and a `WanTransformer3DModel` trained on prompts -> videos with `examples/train_base.py`'s code path. Stage 1 grows it into
 Uni-ViGU (`UniViGUPipeline.from_wan`) and runs Knowledge Recall; stage 2 runs Capability Refinement on the detailed
 captions. Stages 0-2 use `univigu_hf.training.script.run`, the function behind `examples/train_*.py`, with the YAML
-configs next to this file. Everything is seeded; on a 2-core CPU it takes about 80 minutes.
+configs next to this file. Everything is seeded; on a 2-core CPU it takes about 93 minutes.
 
     python examples/shapes_world/train_demo.py --work_dir runs/shapes --install
     python examples/shapes_world/train_demo.py --work_dir /tmp/smoke --quick          # a minutes-long smoke run

@@ -13,14 +13,18 @@ Attributes and their words (fixed):
 every word is seen in training but these combinations are not.
 """
 
+import collections
 import itertools
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+
+_EXPORT_WORKERS = 4  # threads writing mp4 files in export_folder (each runs an ffmpeg process)
 
 SHAPES = ("circle", "square", "triangle")
 COLORS = ("red", "green", "blue", "yellow")
@@ -335,12 +339,20 @@ def export_folder(
     from diffusers.utils import export_to_video
 
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "metadata.jsonl"), "w", encoding="utf-8") as handle:
-        for index, clip in enumerate(generate_clips(num_clips, seed, split, num_frames, size)):
-            name = f"{split}_{seed}_{index:05d}.mp4"
-            export_to_video(list(clip.frames), os.path.join(folder, name), fps=fps, macro_block_size=1)
-            row = {"file_name": name, "prompt": clip.prompt, "caption": clip.caption, **clip.attributes.to_dict()}
-            handle.write(json.dumps(row) + "\n")
+    # Encoding runs in ffmpeg processes, so clips are written by a few threads while the next ones are rendered.
+    with ThreadPoolExecutor(max_workers=_EXPORT_WORKERS) as pool:
+        pending = collections.deque()
+        with open(os.path.join(folder, "metadata.jsonl"), "w", encoding="utf-8") as handle:
+            for index, clip in enumerate(generate_clips(num_clips, seed, split, num_frames, size)):
+                name = f"{split}_{seed}_{index:05d}.mp4"
+                path = os.path.join(folder, name)
+                pending.append(pool.submit(export_to_video, list(clip.frames), path, fps=fps, macro_block_size=1))
+                row = {"file_name": name, "prompt": clip.prompt, "caption": clip.caption, **clip.attributes.to_dict()}
+                handle.write(json.dumps(row) + "\n")
+                while len(pending) > 2 * _EXPORT_WORKERS:
+                    pending.popleft().result()
+            for write in pending:
+                write.result()
     return os.fspath(folder)
 
 

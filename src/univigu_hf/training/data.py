@@ -243,9 +243,12 @@ def prepare_dataset(
     file; and a fingerprint of the pipeline (the configs of the VAE and the text encoder, their dtypes and an exact
     sample of values from every weight tensor, the tokenizer's vocabulary and settings, the pipeline's config). The
     entry is written to a temporary folder inside `cache_dir` and moved into place with `os.replace`, so an
-    interrupted preparation never leaves a partial entry. Without `cache_dir`, the same key is given to `Dataset.map`
-    as its fingerprint: a dataset backed by files (e.g. loaded by [`load_video_dataset`]) reuses `datasets`' own
-    cache file next to its data, an in-memory dataset is recomputed on every call.
+    interrupted preparation never leaves a partial entry. On a miss, an entry of the other stage whose inputs are
+    otherwise the same lends its `video_latents` and `prompt_embeds` (they do not depend on the stage) and only the
+    token columns are computed: Knowledge Recall and Capability Refinement on the same clips run the VAE once.
+    Without `cache_dir`, the same key is given to `Dataset.map` as its fingerprint: a dataset backed by files (e.g.
+    loaded by [`load_video_dataset`]) reuses `datasets`' own cache file next to its data, an in-memory dataset is
+    recomputed on every call.
 
     Args:
         pipeline ([`UniViGUPipeline`]): supplies the VAE, the text encoder, the tokenizer and the default sizes.
@@ -314,9 +317,9 @@ def prepare_dataset(
         "videos": _video_files_digest(dataset[video_column], base_dir),
         "pipeline": pipeline_fingerprint(pipeline),
     }
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    key = _cache_key(settings)
 
-    target = None
+    target = other_stage = None
     if cache_dir is not None:
         cache_dir = os.fspath(cache_dir)
         target = os.path.join(cache_dir, key)
@@ -325,6 +328,7 @@ def prepare_dataset(
             prepared = datasets.load_from_disk(target)
             _warn_truncated(prepared, max_text_length, stage)
             return prepared
+        other_stage = _entry_of_another_stage(cache_dir, settings)
 
     features = datasets.Features(dict(dataset.features))
     text_dim = _text_dim(pipeline)
@@ -346,7 +350,7 @@ def prepare_dataset(
     features["text_ids"] = datasets.List(datasets.Value("int32"))
     features["text_truncated"] = datasets.Value("bool")
 
-    function = _BatchPreparer(
+    function = (_BatchPreparer if other_stage is None else _TextTargetPreparer)(
         pipeline,
         stage=stage,
         base_dir=base_dir,
@@ -368,6 +372,10 @@ def prepare_dataset(
         new_fingerprint=key,
         desc="Preparing videos and prompts",
     )
+    if other_stage is not None:
+        logger.info(f"Reusing the video latents and prompt embeddings of the cache entry {other_stage}")
+        dataset = datasets.load_from_disk(other_stage)
+        map_kwargs["desc"] = "Preparing text targets"
     with torch.no_grad(), _modules_on(pipeline, device):
         if target is None:
             prepared = dataset.map(function, **map_kwargs)
@@ -433,8 +441,6 @@ class _BatchPreparer:
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         pipeline, settings = self.pipeline, self.settings
         prompts = _strings(batch[self.prompt_column], indices, self.prompt_column)
-        targets = prompts if self.stage == "recall" else _strings(batch[self.target_column], indices, "caption")
-
         latents = self._encode_videos(batch[self.video_column], indices)
 
         embeds, _ = pipeline.encode_prompt(
@@ -460,15 +466,17 @@ class _BatchPreparer:
             used = torch.nonzero(row_nonzero).flatten()
             length = max(int(sum(row_mask)), int(used[-1]) + 1 if len(used) else 0)
             prompt_embeds.append(row[:length].numpy())
+        return {"video_latents": latents, "prompt_embeds": prompt_embeds, **self._text_columns(batch, indices)}
 
+    def _text_columns(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        prompts = _strings(batch[self.prompt_column], indices, self.prompt_column)
         prompt_ids, prompt_cut = self._tokenize(prompts, indices, self.prompt_column)
         if self.stage == "recall":
             text_ids, text_cut = prompt_ids, prompt_cut
         else:
+            targets = _strings(batch[self.target_column], indices, "caption")
             text_ids, text_cut = self._tokenize(targets, indices, self.target_column)
         return {
-            "video_latents": latents,
-            "prompt_embeds": prompt_embeds,
             "prompt_ids": prompt_ids,
             "text_ids": text_ids,
             "text_truncated": [a or b for a, b in zip(prompt_cut, text_cut)],
@@ -509,6 +517,27 @@ class _BatchPreparer:
                     f"{vocab}: the tokenizer and the transformer do not match"
                 )
         return ids, [len(f) > len(i) for f, i in zip(full, ids)]
+
+
+class _TextTargetPreparer(_BatchPreparer):
+    """Maps a prepared entry of another stage: its video latents and prompt embeddings do not depend on the stage, so
+    only the token columns are computed again (no VAE or text-encoder call)."""
+
+    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        return self._text_columns(batch, indices)
+
+
+def _entry_of_another_stage(cache_dir: str, settings: dict) -> str | None:
+    """A finished cache entry whose settings equal `settings` in everything but the stage, if there is one."""
+    for stage in STAGES:
+        entry = os.path.join(cache_dir, _cache_key({**settings, "stage": stage}))
+        if stage != settings["stage"] and os.path.isfile(os.path.join(entry, "state.json")):
+            return entry
+    return None
+
+
+def _cache_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def _strings(values: list, indices: list[int], column: str) -> list[str]:
