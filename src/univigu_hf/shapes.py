@@ -46,7 +46,7 @@ PALETTE = {
 BACKGROUND_VALUES = {"black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5, 0.5)}
 HALF_SIZES = {"small": 0.13, "large": 0.20}  # half of the shape's extent
 GRID = (0.3, 0.5, 0.7)  # row/column centres of the start positions
-# Distance covered over the clip. Worst case (centre start, +-JITTER, +10% travel, large) keeps a 1-pixel margin.
+# Distance covered over the clip. Worst case (centre start, +-JITTER, +10% travel, large) keeps a 2-pixel margin.
 TRAVEL = {"slowly": 0.10, "quickly": 0.20}
 DIRECTION_VECTORS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}  # (row, column)
 JITTER = 0.02
