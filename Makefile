@@ -35,7 +35,7 @@ format: install
 demo: install
 	$(BIN)/univigu demo
 
-# The embedded default model, end to end (about 93 minutes on a 2-core CPU; see docs/shapes.md).
+# The embedded default model, end to end (about 81 minutes on a 2-core CPU; see docs/shapes.md).
 SHAPES_RUN ?= runs/shapes_world
 ABLATION_RUN ?= runs/shapes_world_refine_only
 train-demo: install

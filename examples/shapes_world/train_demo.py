@@ -5,7 +5,7 @@ small frozen UMT5 prompt encoder, a small `AutoencoderKLWan` trained with `Autoe
 with an edge term, the encoder and so every latent frozen), and a `WanTransformer3DModel` trained on prompts -> videos with `examples/train_base.py`'s code path. Stage 1 grows it into
 Uni-ViGU (`UniViGUPipeline.from_wan`) and runs Knowledge Recall; stage 2 runs Capability Refinement on the detailed
 captions. Stages 0-2 use `univigu_hf.training.script.run`, the function behind `examples/train_*.py`, with the YAML
-configs next to this file. Everything is seeded; on a 2-core CPU it takes about 93 minutes.
+configs next to this file. Everything is seeded; on a 2-core CPU it takes about 81 minutes.
 
     python examples/shapes_world/train_demo.py --work_dir runs/shapes --install
     python examples/shapes_world/train_demo.py --work_dir /tmp/smoke --quick          # a minutes-long smoke run
@@ -238,7 +238,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--decoder_steps", type=int, default=600, help="Decoder-only steps with the edge term, after the VAE."
     )
-    parser.add_argument("--base_steps", type=int, default=3000)
+    parser.add_argument("--base_steps", type=int, default=2000)
     parser.add_argument("--recall_steps", type=int, default=1500)
     parser.add_argument("--refine_steps", type=int, default=2600)
     parser.add_argument(
