@@ -466,10 +466,10 @@ class _BatchPreparer:
             used = torch.nonzero(row_nonzero).flatten()
             length = max(int(sum(row_mask)), int(used[-1]) + 1 if len(used) else 0)
             prompt_embeds.append(row[:length].numpy())
-        return {"video_latents": latents, "prompt_embeds": prompt_embeds, **self._text_columns(batch, indices)}
+        text_columns = self._text_columns(prompts, batch, indices)
+        return {"video_latents": latents, "prompt_embeds": prompt_embeds, **text_columns}
 
-    def _text_columns(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        prompts = _strings(batch[self.prompt_column], indices, self.prompt_column)
+    def _text_columns(self, prompts: list[str], batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         prompt_ids, prompt_cut = self._tokenize(prompts, indices, self.prompt_column)
         if self.stage == "recall":
             text_ids, text_cut = prompt_ids, prompt_cut
@@ -524,14 +524,16 @@ class _TextTargetPreparer(_BatchPreparer):
     only the token columns are computed again (no VAE or text-encoder call)."""
 
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        return self._text_columns(batch, indices)
+        return self._text_columns(_strings(batch[self.prompt_column], indices, self.prompt_column), batch, indices)
 
 
 def _entry_of_another_stage(cache_dir: str, settings: dict) -> str | None:
     """A finished cache entry whose settings equal `settings` in everything but the stage, if there is one."""
     for stage in STAGES:
+        if stage == settings["stage"]:
+            continue
         entry = os.path.join(cache_dir, _cache_key({**settings, "stage": stage}))
-        if stage != settings["stage"] and os.path.isfile(os.path.join(entry, "state.json")):
+        if os.path.isfile(os.path.join(entry, "state.json")):
             return entry
     return None
 
