@@ -78,6 +78,13 @@ def _training(r: dict) -> list[tuple]:
     return [("training", "Trainer vs bare loop (<= 1.10x)", value, _goal(r.get("goal_met")))]
 
 
+def _data_preparation(r: dict) -> list[tuple]:
+    ms = r["ms_per_clip"]
+    value = ", ".join(f"{name} {value} ms" for name, value in ms.items())
+    value += f" ({_x(r['speedup'])}; same latents: {r['same_latents']})"
+    return [("data preparation", f"prepare_dataset per clip, {r['num_clips']} mp4 clips", value, "")]
+
+
 def _efficiency(r: dict) -> list[tuple]:
     rows = []
     for name, row in r["forward"].items():
@@ -113,6 +120,7 @@ SUMMARIES = {
     "captioning": _captioning,
     "caption_cache_accuracy": _accuracy,
     "training_overhead": _training,
+    "data_preparation": _data_preparation,
     "efficiency": _efficiency,
 }
 

@@ -12,6 +12,7 @@ import torch
 
 from conftest import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf import UniViGUPipeline
+from univigu_hf.training import data as training_data
 from univigu_hf.training.data import (
     PREPARED_COLUMNS,
     STAGES,
@@ -281,6 +282,20 @@ def test_unreadable_video_names_file_and_row(folder, pipe):
         prepare_dataset(pipe, dataset, base_dir=base_dir, batch_size=2, **TINY)
     assert "row 2" in str(error.value) and name in str(error.value)
     assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_threaded_video_readers_keep_the_rows_in_order(tmp_path, pipe, monkeypatch):
+    folder = build_tiny_video_folder(tmp_path / "videos", num_videos=5)
+    dataset, base_dir = load_video_dataset(folder)
+    prepared = {}
+    for readers in (1, 4):
+        monkeypatch.setattr(training_data, "_VIDEO_READERS", readers)
+        result = prepare_dataset(
+            pipe, dataset, base_dir=base_dir, batch_size=5, cache_dir=tmp_path / f"readers_{readers}", **TINY
+        )
+        prepared[readers] = np.asarray(result["video_latents"])
+    np.testing.assert_array_equal(prepared[1], prepared[4])
+    assert len({row.tobytes() for row in prepared[4]}) == 5  # five different clips, so order is checked
 
 
 def test_missing_video_names_file_and_row(folder, pipe):
