@@ -33,7 +33,7 @@ def main() -> None:
     threaded = training_data._VIDEO_READERS
     with tempfile.TemporaryDirectory() as work:
         folder = os.path.join(work, "clips")
-        shapes.export_folder(folder, args.num_clips, 0, "train", 9, 32, 8)
+        shapes.export_folder(folder, args.num_clips)  # the defaults: seed 0, train split, 9 frames of 32x32
         dataset, base_dir = load_video_dataset(folder, stage="refine")
 
         def prepare(readers: int):
