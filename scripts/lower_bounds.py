@@ -1,0 +1,37 @@
+"""Print pip constraints pinning each direct dependency of pyproject.toml to its lower bound (`name==X` for `>=X`).
+
+Used by `make test-lowest` (scripts/lock.sh lowest) to check that the lower bounds pyproject.toml states are real.
+torch is left out: it is installed first from the Makefile's TORCH.
+"""
+
+import re
+import tomllib
+from pathlib import Path
+
+
+def lower_bounds(pyproject: Path, extras: tuple[str, ...] = ("dev",)) -> list[str]:
+    """Returns `name==version` for every requirement of `pyproject` (and its `extras`) that has a `>=` bound.
+
+    Args:
+        pyproject: Path of a pyproject.toml.
+        extras: Optional-dependency groups to include.
+
+    Returns:
+        Constraint lines, in the order of the file, torch excluded.
+    """
+    project = tomllib.loads(pyproject.read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in extras:
+        requirements += project.get("optional-dependencies", {}).get(extra, [])
+    lines = []
+    for requirement in requirements:
+        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(\[[^\]]*\])?\s*(.*)$", requirement)
+        name, specifiers = match.group(1), match.group(3)
+        bound = re.search(r">=\s*([0-9][^,;\s]*)", specifiers)
+        if bound and name.lower() != "torch":
+            lines.append(f"{name}=={bound.group(1)}")
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(lower_bounds(Path(__file__).resolve().parent.parent / "pyproject.toml")))
