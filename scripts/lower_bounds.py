@@ -5,8 +5,13 @@ torch is left out: it is installed first from the Makefile's TORCH.
 """
 
 import re
-import tomllib
 from pathlib import Path
+
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 
 def lower_bounds(pyproject: Path, extras: tuple[str, ...] = ("dev",)) -> list[str]:
