@@ -25,12 +25,12 @@ test: install
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks research
+	$(BIN)/ruff format --check src tests examples benchmarks research
 
 format: install
-	$(BIN)/ruff check --fix src tests examples benchmarks
-	$(BIN)/ruff format src tests examples benchmarks
+	$(BIN)/ruff check --fix src tests examples benchmarks research
+	$(BIN)/ruff format src tests examples benchmarks research
 
 demo: install
 	$(BIN)/univigu demo
