@@ -44,12 +44,12 @@ test: install
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check src tests examples benchmarks scripts
-	$(BIN)/ruff format --check src tests examples benchmarks scripts
+	$(BIN)/ruff check src tests examples benchmarks research scripts
+	$(BIN)/ruff format --check src tests examples benchmarks research scripts
 
 format: install
-	$(BIN)/ruff check --fix src tests examples benchmarks scripts
-	$(BIN)/ruff format src tests examples benchmarks scripts
+	$(BIN)/ruff check --fix src tests examples benchmarks research scripts
+	$(BIN)/ruff format src tests examples benchmarks research scripts
 
 demo: install
 	$(BIN)/univigu demo

@@ -2,19 +2,15 @@
 
 import argparse
 import math
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from conftest import build_tiny_text_encoder, build_tiny_tokenizer, build_tiny_vae  # noqa: E402
-from univigu_hf import UniViGUModel, UniViGUPipeline  # noqa: E402
+from univigu_hf import UniViGUModel, UniViGUPipeline
+from univigu_hf.utils.testing import build_tiny_text_encoder, build_tiny_tokenizer, build_tiny_vae
 
 
 # diffusers' Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json

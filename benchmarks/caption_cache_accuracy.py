@@ -24,7 +24,7 @@ from _report import emit
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.shapes_scoring import score_captions
+from univigu_hf.shapes.scoring import score_captions
 
 
 EVAL_SEED = 424242  # examples/shapes_world/eval_demo.py's captioning clips (no training stage uses it)

@@ -14,7 +14,7 @@ from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from transformers import UMT5Config, UMT5EncoderModel
 
 from univigu_hf import UniViGUConfig, UniViGUModel
-from univigu_hf.modeling_univigu import is_text_parameter
+from univigu_hf.models.wan_growth import is_text_parameter
 
 
 # Wan-AI/Wan2.1-T2V-14B-Diffusers: the same with 40 heads, ffn 13824, 40 layers.

@@ -6,10 +6,10 @@ python benchmarks/pipeline_modes.py --quick      # seconds-long smoke run
 
 import numpy as np
 import torch
-from _common import compare_seconds, environment, parser  # _common also puts tests/ on sys.path
+from _common import compare_seconds, environment, parser
 from _report import emit
 
-from conftest import TINY_VIDEO, build_tiny_pipelines
+from univigu_hf.utils.testing import TINY_VIDEO, build_tiny_pipelines
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from _common import environment, parser
 from _report import emit
 from transformers import TrainerCallback, TrainingArguments
 
-from conftest import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf.training import (
     UniFlowTrainingConfig,
     UniViGUDataCollator,
@@ -32,6 +31,7 @@ from univigu_hf.training import (
     step_generator,
     unified_flow_loss,
 )
+from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 GOAL = 1.10

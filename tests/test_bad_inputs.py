@@ -18,7 +18,6 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from transformers import TrainingArguments, pipeline
 
-from conftest import build_tiny_pipelines, build_tiny_wan
 from univigu_hf import (
     TextToVideoPipeline,
     TextToVideoTextPipeline,
@@ -29,12 +28,13 @@ from univigu_hf import (
     VideoToTextPipeline,
     convert_official_checkpoint,
     shapes,
-    shapes_scoring,
 )
 from univigu_hf.cli import main as cli_main
 from univigu_hf.convert import to_official_state_dict
+from univigu_hf.shapes import scoring as shapes_scoring
 from univigu_hf.training import UniFlowTrainingConfig, UniViGUDataCollator, UniViGUTrainer, set_trainable
 from univigu_hf.training.script import run
+from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_wan
 
 
 class CLIExit(Exception):

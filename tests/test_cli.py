@@ -48,7 +48,7 @@ def test_demo_writes_videos_strips_and_reports(tmp_path, capsys):
     from PIL import Image
 
     from univigu_hf import shapes
-    from univigu_hf.cli import DEMO_JOINT_PROMPTS, DEMO_PROMPTS
+    from univigu_hf.shapes.demo import DEMO_JOINT_PROMPTS, DEMO_PROMPTS
 
     output_dir = tmp_path / "demo"
     assert main(["demo", "--steps", "2", "--output_dir", str(output_dir), "--quiet"]) == 0
@@ -102,7 +102,7 @@ def test_convert_subcommand_reports_missing_arguments(capsys):
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    from conftest import build_tiny_pipelines
+    from univigu_hf.utils.testing import build_tiny_pipelines
 
     path = tmp_path_factory.mktemp("cli") / "tiny-univigu"
     build_tiny_pipelines()[0].save_pretrained(path)

@@ -52,7 +52,7 @@ def synthetic_shape_latents(count: int, seed: int):
 
 
 def test_shape_probe_reads_a_code_wherever_it_is():
-    probe_latents = load_example("shapes_world/probe_latents.py")
+    probe_latents = load_example("../research/probe_latents.py")
     latents, labels = synthetic_shape_latents(256, seed=0)
     probe = probe_latents.train_shape_probe(latents, labels, epochs=8, seed=0)
     test_latents, test_labels = synthetic_shape_latents(128, seed=1)
@@ -62,7 +62,7 @@ def test_shape_probe_reads_a_code_wherever_it_is():
 
 
 def test_probe_latents_reports_every_reading_of_the_default_model(tmp_path):
-    probe_latents = load_example("shapes_world/probe_latents.py")
+    probe_latents = load_example("../research/probe_latents.py")
     output = tmp_path / "probe.json"
     argv = ["--probe_clips", "32", "--probe_epochs", "1", "--test_clips", "8", "--samples_per_prompt", "1"]
     argv += ["--seen_prompts", "2", "--steps", "2", "--output", str(output)]
@@ -89,7 +89,7 @@ def test_probe_latents_reports_every_reading_of_the_default_model(tmp_path):
 
 
 def test_shape_probe_rejects_mismatched_labels_and_bad_epochs():
-    probe_latents = load_example("shapes_world/probe_latents.py")
+    probe_latents = load_example("../research/probe_latents.py")
     latents, labels = synthetic_shape_latents(8, seed=0)
     with pytest.raises(ValueError, match="labels must be a \\(8,\\) tensor"):
         probe_latents.train_shape_probe(latents, labels[:5], epochs=1, seed=0)
@@ -101,7 +101,7 @@ def test_shape_probe_rejects_mismatched_labels_and_bad_epochs():
 
 @pytest.mark.parametrize("flag", ["--probe_clips", "--samples_per_prompt", "--steps"])
 def test_probe_latents_rejects_non_positive_counts(flag, capsys):
-    probe_latents = load_example("shapes_world/probe_latents.py")
+    probe_latents = load_example("../research/probe_latents.py")
     with pytest.raises(SystemExit):
         probe_latents.parse_args([flag, "0"])
     error = capsys.readouterr().err

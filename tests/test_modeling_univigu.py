@@ -5,9 +5,9 @@ import torch
 from diffusers import WanTransformer3DModel
 from transformers import AutoConfig, AutoModel
 
-from conftest import TEXT_VOCAB_SIZE, build_tiny_univigu, build_tiny_wan, make_inputs, tiny_wan_config
 from univigu_hf import UniViGUConfig, UniViGUModel, UniViGUModelOutput
-from univigu_hf.modeling_univigu import is_text_parameter
+from univigu_hf.models.wan_growth import is_text_parameter
+from univigu_hf.utils.testing import TEXT_VOCAB_SIZE, build_tiny_univigu, build_tiny_wan, make_inputs, tiny_wan_config
 
 
 # ---------------------------------------------------------------------------------------------------------------------

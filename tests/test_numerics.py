@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from univigu_hf.numerics import all_finite
+from univigu_hf.utils.checks import all_finite
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from diffusers import WanPipeline
 from diffusers.utils import export_to_video
 from transformers import AutoModel
 
-from conftest import TINY_VIDEO, build_tiny_pipelines
 from univigu_hf import UniViGUModel, UniViGUPipeline, UniViGUPipelineOutput
+from univigu_hf.utils.testing import TINY_VIDEO, build_tiny_pipelines
 
 
 PROMPTS = ["a red circle moving left", "a large blue square moving up"]
@@ -486,7 +486,7 @@ def test_unknown_task_and_unreadable_video(tmp_path, tiny_pipe):
 
 def test_a_transient_video_read_failure_is_retried(tmp_path, tiny_pipe, monkeypatch):
     """imageio-ffmpeg times out on ffmpeg's header under load; the read is tried again before giving up."""
-    import univigu_hf.pipeline_univigu as module
+    import univigu_hf.pipelines.video_io as module
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"stands in for a valid file")

@@ -17,8 +17,8 @@ from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import KeyDataset
 
-from conftest import TINY_VIDEO, build_tiny_pipelines
 from univigu_hf import TextToVideoPipeline, TextToVideoTextPipeline, UniViGUPipeline, VideoToTextPipeline
+from univigu_hf.utils.testing import TINY_VIDEO, build_tiny_pipelines
 
 
 TASKS = {

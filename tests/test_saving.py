@@ -12,10 +12,10 @@ from diffusers import DiffusionPipeline
 from transformers import AutoModel, PreTrainedModel, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-import univigu_hf.saving as saving
-from conftest import build_tiny_pipelines
+import univigu_hf.utils.saving as saving
 from univigu_hf import UniViGUModel, UniViGUPipeline
 from univigu_hf.training import UniViGUDataCollator, UniViGUTrainer
+from univigu_hf.utils.testing import build_tiny_pipelines
 
 
 def snapshot(folder) -> dict[str, str]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from univigu_hf.scheduling_uniflow import (
+from univigu_hf.schedulers import (
     UniFlowScheduler,
     UniFlowSchedulerOutput,
     UniFlowTextSchedulerOutput,

@@ -13,8 +13,9 @@ import PIL.Image
 import pytest
 import torch
 
-from univigu_hf import shapes, shapes_scoring
-from univigu_hf.shapes_scoring import (
+from univigu_hf import shapes
+from univigu_hf.shapes import scoring as shapes_scoring
+from univigu_hf.shapes.scoring import (
     ATTRIBUTES,
     METRICS,
     PROMPT_ATTRIBUTES,
@@ -306,7 +307,7 @@ def test_metric_paths():
         assert os.path.isfile(os.path.join(folder, f"{name}.py"))
         with open(os.path.join(folder, f"{name}.py"), encoding="utf-8") as handle:
             source = handle.read()
-        assert "from univigu_hf.shapes_scoring import" in source
+        assert "from univigu_hf.shapes.scoring import" in source
         assert not any(line.startswith("import ") and "," in line for line in source.splitlines())
     with pytest.raises(ValueError, match="name must be one of"):
         metric_path("bleu")

@@ -4,8 +4,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import TrainingArguments
 
-from conftest import build_tiny_pipelines
-from univigu_hf.modeling_univigu import is_text_parameter
+from univigu_hf.models.wan_growth import is_text_parameter
 from univigu_hf.training import (
     GENERATION,
     JOINT,
@@ -18,6 +17,7 @@ from univigu_hf.training import (
     step_generator,
     unified_flow_loss,
 )
+from univigu_hf.utils.testing import build_tiny_pipelines
 
 
 PROMPTS = ["a small red square moving left", "a large blue circle moving up", "a green triangle moving down"]

@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from conftest import build_tiny_vae
 from univigu_hf import shapes
-from univigu_hf.training.autoencoder import AutoencoderTrainer, VideoFramesCollator, edge_l1, latent_statistics
+from univigu_hf.shapes.autoencoder import AutoencoderTrainer, VideoFramesCollator, edge_l1, latent_statistics
+from univigu_hf.utils.testing import build_tiny_vae
 
 
 def tiny_clips(num_clips=2):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf import UniViGUPipeline
 from univigu_hf.training import data as training_data
 from univigu_hf.training.data import (
@@ -21,6 +20,7 @@ from univigu_hf.training.data import (
     pipeline_fingerprint,
     prepare_dataset,
 )
+from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 TINY = {"height": 16, "width": 16, "num_frames": 5}

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel
 
-from conftest import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf import UniViGUModel, UniViGUPipeline
 from univigu_hf.training.script import run
+from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_text_only_run_keeps_video_weights(assets, tmp_path):
     train("recall", assets, tmp_path / "text", "--trainable", "text")
     before = load_file(str(assets / "unified" / "transformer" / "model.safetensors"))
     after = weights(tmp_path / "text")
-    from univigu_hf.modeling_univigu import is_text_parameter
+    from univigu_hf.models.wan_growth import is_text_parameter
 
     assert all(torch.equal(before[k], after[k]) for k in before if not is_text_parameter(k))
     assert any(not torch.equal(before[k], after[k]) for k in before if is_text_parameter(k))

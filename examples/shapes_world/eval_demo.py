@@ -3,7 +3,7 @@
     python examples/shapes_world/eval_demo.py --output docs/results/shapes.json \
         --ablation_model runs/shapes_world_refine_only/pipeline
 
-Every number comes from the bundled `evaluate` metrics (`univigu_hf.shapes_scoring.load_metric`):
+Every number comes from the bundled `evaluate` metrics (`univigu_hf.shapes.scoring.load_metric`):
 
 - captioning: clips of the 12 held-out prompts rendered with a seed no training stage used, captioned with
   `pipe.caption`; each caption is parsed and compared with the clip's true attributes (all seven), plus BLEU/ROUGE-L
@@ -27,7 +27,7 @@ import torch
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.shapes_scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, detect_attributes, load_metric, parse_caption
+from univigu_hf.shapes.scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, detect_attributes, load_metric, parse_caption
 
 
 EVAL_SEED = 424242  # clips for captioning: a seed no training stage uses (training data: 0, VAE: 1000)

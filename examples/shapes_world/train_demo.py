@@ -10,7 +10,7 @@ configs next to this file. Everything is seeded; on a 2-core CPU it takes about 
     python examples/shapes_world/train_demo.py --work_dir runs/shapes --install
     python examples/shapes_world/train_demo.py --work_dir /tmp/smoke --quick          # a minutes-long smoke run
 
-`--install` copies the final pipeline to `src/univigu_hf/default_model/` (package data).
+`--install` copies the final pipeline to `src/univigu_hf/shapes/default_model/` (package data).
 """
 
 import argparse
@@ -28,14 +28,15 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import PreTrainedTokenizerFast, TrainingArguments, UMT5Config, UMT5EncoderModel, set_seed
 
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.training.autoencoder import AutoencoderTrainer, latent_statistics
+from univigu_hf.shapes.autoencoder import AutoencoderTrainer, latent_statistics
 from univigu_hf.training.script import run
+from univigu_hf.utils.testing import tiny_wan_config
 
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-PACKAGE_MODEL_DIR = ROOT / "src" / "univigu_hf" / "default_model"
-SAMPLE_VIDEO = ROOT / "src" / "univigu_hf" / "assets" / "shapes_sample.mp4"
+PACKAGE_MODEL_DIR = ROOT / "src" / "univigu_hf" / "shapes" / "default_model"
+SAMPLE_VIDEO = ROOT / "src" / "univigu_hf" / "shapes" / "assets" / "shapes_sample.mp4"
 SAMPLE_SEED = 20261121  # never used for training data
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 
@@ -51,19 +52,13 @@ VAE = dict(
     temperal_downsample=[True, True],
     scale_factor_spatial=4,
 )
-TRANSFORMER = dict(
-    patch_size=(1, 2, 2),
+TRANSFORMER = tiny_wan_config(
     num_attention_heads=4,
     attention_head_dim=32,
-    in_channels=16,
-    out_channels=16,
     text_dim=TEXT_ENCODER["d_model"],
     freq_dim=64,
     ffn_dim=512,
     num_layers=4,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    eps=1e-6,
     rope_max_seq_len=64,
 )
 PIPELINE_DEFAULTS = dict(
@@ -167,7 +162,7 @@ def refine_vae_decoder(work_dir: Path, vae: AutoencoderKLWan, dataset, steps: in
 @torch.no_grad()
 def reconstruction_quality(vae: AutoencoderKLWan, num_clips: int = 96) -> dict:
     """The detectors' accuracy on VAE round trips of unseen clips: the ceiling of what the model can show."""
-    from univigu_hf.shapes_scoring import score_videos
+    from univigu_hf.shapes.scoring import score_videos
 
     clips = list(shapes.generate_clips(num_clips, seed=999, split="all", num_frames=NUM_FRAMES, size=SIZE))
     video = torch.from_numpy(np.stack([clip.frames for clip in clips])).permute(0, 4, 1, 2, 3) * 2 - 1

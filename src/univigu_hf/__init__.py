@@ -10,21 +10,24 @@ from diffusers import SchedulerMixin  # noqa: F401  (diffusers' loader looks the
 from diffusers.pipelines import pipeline_loading_utils
 from transformers import AutoConfig, AutoModel, PreTrainedModel  # noqa: F401
 
-from .configuration_univigu import UniViGUConfig
 from .convert import convert_official_checkpoint
-from .modeling_univigu import UniViGUModel, UniViGUModelOutput
-from .pipeline_univigu import UniViGUPipeline, UniViGUPipelineOutput
-from .pipelines import TextToVideoPipeline, TextToVideoTextPipeline, VideoToTextPipeline
-from .scheduling_uniflow import UniFlowScheduler
-from .video_context import UniViGUVideoContext
+from .models import UniViGUConfig, UniViGUModel, UniViGUModelOutput, UniViGUVideoContext
+from .pipelines import (
+    TextToVideoPipeline,
+    TextToVideoTextPipeline,
+    UniViGUPipeline,
+    UniViGUPipelineOutput,
+    VideoToTextPipeline,
+)
+from .schedulers import UniFlowScheduler
 
 
 __version__ = "0.1.0.dev0"
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes", "default_model")
 """The embedded default pipeline (trained on the shapes world, see docs/shapes.md): `UniViGUPipeline.from_pretrained(
 univigu_hf.DEFAULT_MODEL)`; the CLI uses it when no `--model` is given."""
-SAMPLE_VIDEO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "shapes_sample.mp4")
+SAMPLE_VIDEO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes", "assets", "shapes_sample.mp4")
 """A shapes-world clip of a held-out combination (seed never used in training), to caption in demos."""
 
 AutoConfig.register(UniViGUConfig.model_type, UniViGUConfig, exist_ok=True)

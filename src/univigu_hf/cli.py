@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -39,74 +38,6 @@ logger = logging.get_logger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FOUNDATION_STEPS = 8  # denoising steps per mode of `univigu demo --foundation`
-
-
-def _foundation_demo(args: argparse.Namespace) -> int:
-    """
-    `univigu demo --foundation`: grows a unified model out of a (tiny, randomly initialised) Wan transformer, proves the video
-    prior is preserved, and runs the unified flow in all three modes with the real scheduler. The weights are random,
-    so the outputs carry no meaning yet; the embedded trained model replaces this demo when it lands.
-    """
-    from diffusers import WanTransformer3DModel
-
-    from .modeling_univigu import UniViGUModel
-    from .scheduling_uniflow import UniFlowScheduler
-
-    torch.manual_seed(args.seed)
-    wan = WanTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, text_dim=32, ffn_dim=64, num_layers=2, rope_max_seq_len=32
-    ).eval()
-    model = UniViGUModel.from_wan(wan, text_vocab_size=args.vocab_size, max_text_length=args.text_length)
-    scheduler = UniFlowScheduler(shift=3.0, text_vocab_size=args.vocab_size)
-    generator = torch.Generator().manual_seed(args.seed)
-    latents = torch.randn(1, 16, 3, 8, 8, generator=generator)
-    prompt_embeds = torch.randn(1, 8, 32, generator=generator)
-    report = {"univigu_hf": __version__, "wan_parameters": sum(p.numel() for p in wan.parameters())}
-    report["univigu_parameters"] = sum(p.numel() for p in model.parameters())
-
-    with torch.no_grad():
-        timestep = torch.tensor([700.0])
-        expected = wan(latents, timestep, prompt_embeds).sample
-        got = model(video_latents=latents, video_timestep=timestep, encoder_hidden_states=prompt_embeds).video_velocity
-        report["prior_preservation_max_abs_diff"] = float((expected - got).abs().max())
-
-        start = time.perf_counter()
-        steps = args.steps if args.steps is not None else FOUNDATION_STEPS
-        scheduler.set_timesteps(steps)
-        video = latents.clone()
-        prompt_ids = torch.randint(0, args.vocab_size, (1, args.text_length), generator=generator)
-        for t in scheduler.timesteps:
-            velocity = model(video, prompt_ids, t[None], torch.zeros(1), prompt_embeds).video_velocity
-            video = scheduler.step(velocity, t, video).prev_sample
-        report["text_to_video_seconds"] = round(time.perf_counter() - start, 3)
-
-        start = time.perf_counter()
-        scheduler.set_timesteps(steps, text_time_schedule="uniform")
-        text = scheduler.sample_text_source((1, args.text_length), generator=generator)
-        for t_text in scheduler.text_times[:-1]:
-            timestep = scheduler.text_time_to_timestep(t_text)[None]
-            logits = model(video, text, torch.zeros(1), timestep).text_logits
-            text = scheduler.step_text(logits, t_text, text, generator=generator).prev_text_ids
-        report["caption_token_ids"] = " ".join(map(str, text[0].tolist()))
-        report["captioning_seconds"] = round(time.perf_counter() - start, 3)
-
-        start = time.perf_counter()
-        scheduler.set_timesteps(steps, text_time_schedule="video")
-        video = torch.randn(1, 16, 3, 8, 8, generator=generator)
-        text = scheduler.sample_text_source((1, args.text_length), generator=generator)
-        for t, t_text in zip(scheduler.timesteps, scheduler.text_times[:-1]):
-            out = model(video, text, t[None], scheduler.text_time_to_timestep(t_text)[None], prompt_embeds)
-            video = scheduler.step(out.video_velocity, t, video).prev_sample
-            text = scheduler.step_text(out.text_logits, t_text, text, generator=generator).prev_text_ids
-        report["joint_seconds"] = round(time.perf_counter() - start, 3)
-        report["joint_video_latent_std"] = round(float(video.std()), 4)
-
-    print(json.dumps(report, indent=2))
-    print(
-        "Foundation demo OK: the unified model reproduces its Wan base and runs text->video, video->text and joint "
-        "flows (random weights; `univigu demo` without --foundation runs the trained embedded model)."
-    )
-    return 0 if report["prior_preservation_max_abs_diff"] <= 1e-5 else 1
 
 
 class CLIError(Exception):
@@ -151,7 +82,7 @@ def _looks_local(model: str) -> bool:
 
 def _load_pipeline(args: argparse.Namespace):
     """Loads the `UniViGUPipeline` named by `--model` on `--device` in `--dtype`."""
-    from .pipeline_univigu import UniViGUPipeline
+    from .pipelines import UniViGUPipeline
 
     model = _resolve_model(args.model)
     try:
@@ -223,24 +154,6 @@ def _fps(fps: float | None, pipe) -> int | float:
     return int(fps) if float(fps).is_integer() else fps
 
 
-def _write_video(frames, path: str, fps: float) -> None:
-    """Writes `(frames, height, width, 3)` floats in [0, 1] as mp4 (h264) or gif, by extension."""
-    import numpy as np
-
-    try:
-        if path.lower().endswith(".gif"):
-            import imageio
-
-            uint8 = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-            imageio.mimsave(path, list(uint8), duration=1000.0 / fps, loop=0)
-        else:
-            from diffusers.utils import export_to_video
-
-            export_to_video(list(np.clip(frames, 0.0, 1.0).astype(np.float32)), path, fps=fps)
-    except OSError as error:
-        raise CLIError(f"could not write {path!r}: {_first_line(error)}") from error
-
-
 def _run_pipeline(method, **kwargs):
     try:
         return method(**kwargs)
@@ -258,8 +171,13 @@ def _emit(args: argparse.Namespace, report: dict[str, Any], lines: list[str]) ->
 
 def _save_and_report(args, pipe, task: str, frames, text, seed: int, seconds: float) -> None:
     """Writes the generated video and prints the human or JSON report of a generate/joint run."""
+    from .pipelines.video_io import write_video
+
     fps = _fps(args.fps, pipe)
-    _write_video(frames, args.output, fps)
+    try:
+        write_video(frames, args.output, fps)
+    except OSError as error:
+        raise CLIError(f"could not write {args.output!r}: {_first_line(error)}") from error
     num_frames, height, width = frames.shape[:3]
     report = {
         "task": task,
@@ -333,7 +251,7 @@ def _caption(args: argparse.Namespace) -> int:
     captions its share, and the main process reports all captions in the input order. Every video gets its own
     generator seeded with `--seed`, so a caption does not depend on the number of processes.
     """
-    from .pipeline_univigu import _load_video_file
+    from .pipelines.video_io import load_video_file
 
     _check_positive(args, ("steps", "height", "width", "num_frames", "max_text_length", "video_cache_refresh"))
     for path in args.videos:
@@ -347,7 +265,7 @@ def _caption(args: argparse.Namespace) -> int:
     videos = []
     for path in paths:
         try:
-            videos.append(_load_video_file(path))
+            videos.append(load_video_file(path))
         except (FileNotFoundError, ValueError) as error:
             cause = error.__cause__ if error.__cause__ is not None else error
             raise CLIError(f"could not read {path!r} as a video ({_first_line(cause)})") from error
@@ -404,96 +322,6 @@ def _joint(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 # demo
 # --------------------------------------------------------------------------------------------------------------------
-DEMO_PROMPTS = (
-    "a large blue circle moving down",
-    "a small yellow triangle moving right",
-    "a large red square moving right",  # held out; the combination of the shipped SAMPLE_VIDEO
-    "a large green triangle moving left",  # held out
-)
-"""Text -> video prompts of `univigu demo` (two seen in training, two of `shapes.HELD_OUT_PROMPTS`)."""
-DEMO_JOINT_PROMPTS = ("a small green square moving up", "a small blue triangle moving up")
-"""Joint generation prompts of `univigu demo` (one seen in training, one held out)."""
-STRIP_SCALE = 4  # frame strips: nearest-neighbour upscaling factor
-STRIP_GAP = 1  # white pixels between frames (before upscaling)
-
-
-def _split(prompt: str) -> str:
-    from .shapes import HELD_OUT_PROMPTS, TRAIN_PROMPTS
-
-    if prompt in HELD_OUT_PROMPTS:
-        return "held-out"
-    return "train" if prompt in TRAIN_PROMPTS else "other"
-
-
-def _slug(text: str) -> str:
-    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))[:60]
-
-
-def _describe(detected: dict[str, str]) -> str:
-    """The detectors' reading as a sentence (the world's first caption template)."""
-    from .shapes import ShapeAttributes
-    from .shapes_scoring import UNKNOWN
-
-    if detected["shape"] == UNKNOWN:
-        return f"no shape found (on a {detected['background']} background)"
-    if detected["direction"] == UNKNOWN:
-        return (
-            f"a {detected['size']} {detected['color']} {detected['shape']} not moving on a {detected['background']} "
-            f"background, starting from the {detected['start']}"
-        )
-    return ShapeAttributes(**detected).caption(0)
-
-
-def _compare(stated: dict[str, str | None], detected: dict[str, str], names: tuple[str, ...]) -> dict[str, Any]:
-    """Which attributes a prompt or caption (`stated`, from `parse_caption`) gets right about a video (`detected`)."""
-    matched = [name for name in names if stated.get(name) == detected[name]]
-    return {
-        "matched": matched,
-        "differing": {
-            name: {"stated": stated.get(name), "detected": detected[name]} for name in names if name not in matched
-        },
-        "score": f"{len(matched)}/{len(names)}",
-        "all_match": len(matched) == len(names),
-    }
-
-
-def _describe_comparison(comparison: dict[str, Any], detailed: bool = False) -> str:
-    """`"2/7: shape, color"` (the attributes that match), or with `detailed` the differing ones with both values."""
-    if not detailed:
-        return comparison["score"] + (": " + ", ".join(comparison["matched"]) if comparison["matched"] else "")
-    differing = ", ".join(
-        f"{name} ({values['stated'] or 'not stated'} vs {values['detected']})"
-        for name, values in comparison["differing"].items()
-    )
-    return comparison["score"] + (f"; differs on {differing}" if differing else "")
-
-
-def _write_strip(frames, path: str) -> None:
-    """Writes `(frames, height, width, 3)` floats in [0, 1] as one PNG: frames left to right, upscaled (nearest)."""
-    import numpy as np
-    from PIL import Image
-
-    uint8 = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-    num_frames, height, width, _ = uint8.shape
-    strip = np.full((height, num_frames * (width + STRIP_GAP) - STRIP_GAP, 3), 255, dtype=np.uint8)
-    for i, frame in enumerate(uint8):
-        strip[:, i * (width + STRIP_GAP) : i * (width + STRIP_GAP) + width] = frame
-    image = Image.fromarray(strip)
-    try:
-        image.resize((image.width * STRIP_SCALE, image.height * STRIP_SCALE), Image.Resampling.NEAREST).save(path)
-    except OSError as error:
-        raise CLIError(f"could not write {path!r}: {_first_line(error)}") from error
-
-
-def _save_clip(frames, output_dir: str, name: str, fps: float) -> dict[str, str]:
-    """Writes a generated clip as `name`.mp4, .gif and .png (frame strip); returns the file names (relative)."""
-    files = {"mp4": f"{name}.mp4", "gif": f"{name}.gif", "png": f"{name}.png"}
-    _write_video(frames, os.path.join(output_dir, files["mp4"]), fps)
-    _write_video(frames, os.path.join(output_dir, files["gif"]), fps)
-    _write_strip(frames, os.path.join(output_dir, files["png"]))
-    return files
-
-
 def _check_output_dir(path: str) -> None:
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"--output_dir exists and is not a folder: {path!r}")
@@ -506,271 +334,44 @@ def _make_output_dir(path: str) -> None:
         raise CLIError(f"could not create --output_dir {path!r}: {_first_line(error)}") from error
 
 
-def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _demo_markdown(report: dict[str, Any]) -> str:
-    """`report.md`: the demo's results with the frame strips."""
-    settings, seconds = report["settings"], report["seconds"]
-    lines = [
-        "# Uni-ViGU demo",
-        "",
-        f"Model: `{report['model']}` (univigu_hf {report['univigu_hf']}). {settings['num_inference_steps']} steps, "
-        f"guidance scale {settings['guidance_scale']}, seed {settings['seed']} (sample *i* of each task uses seed + "
-        f"*i*), {settings['width']}x{settings['height']}, {settings['num_frames']} frames at {settings['fps']} fps, "
-        f"{settings['device']}; {seconds['total']} s in all.",
-        "",
-        "Frame strips show the frames left to right, upscaled "
-        f"{STRIP_SCALE}x. *Detectors* are `univigu_hf.shapes_scoring.detect_attributes`: they read a clip's "
-        "attributes back from its pixels; *held-out* prompts (`shapes.HELD_OUT_PROMPTS`) were never seen in "
-        "training.",
-        "",
-        f"## Text -> video ({seconds['generate']} s for {len(report['generate'])} prompts in one batch)",
-        "",
-    ]
-    for i, item in enumerate(report["generate"], 1):
-        files = item["files"]
-        lines += [
-            f"### {i}. `{item['prompt']}` ({item['split']} prompt, seed {item['seed']})",
-            "",
-            f"![{item['prompt']}]({files['png']})",
-            "",
-            f"- detectors: {_describe(item['detected'])}",
-            f"- prompt attributes found in the video: {_describe_comparison(item['prompt_vs_video'], True)}",
-            f"- files: [{files['mp4']}]({files['mp4']}), [{files['gif']}]({files['gif']})",
-            "",
-        ]
-    lines += [
-        f"## Video -> text ({seconds['caption']} s for {len(report['caption'])} videos in one batch)",
-        "",
-    ]
-    sample = next((item for item in report["caption"] if item["source"] == "sample"), None)
-    if sample is not None:
-        lines += [
-            f"The shipped sample clip `{os.path.basename(sample['video'])}` (`univigu_hf.SAMPLE_VIDEO`, a held-out "
-            f"combination); detectors: {_describe(sample['detected'])}.",
-            "",
-            f"![sample video]({sample['png']})",
-            "",
-        ]
-    lines += ["| video | caption | caption attributes the detectors confirm |", "|---|---|---|"]
-    for item in report["caption"]:
-        video = os.path.basename(item["video"])
-        lines.append(
-            f"| {_markdown_cell(video)} | {_markdown_cell(item['caption']) or '(empty)'} | "
-            f"{_markdown_cell(_describe_comparison(item['caption_vs_video']))} |"
-        )
-    lines += [
-        "",
-        f"## Joint text + video ({seconds['joint']} s for {len(report['joint'])} prompts in one batch)",
-        "",
-    ]
-    for i, item in enumerate(report["joint"], 1):
-        files = item["files"]
-        verdict = "yes" if item["caption_vs_video"]["all_match"] else "no"
-        lines += [
-            f"### {i}. `{item['prompt']}` ({item['split']} prompt, seed {item['seed']})",
-            "",
-            f"![{item['prompt']}]({files['png']})",
-            "",
-            f"- caption: {item['caption'] or '(empty)'}",
-            f"- detectors: {_describe(item['detected'])}",
-            f"- caption matches its video: {verdict} ({_describe_comparison(item['caption_vs_video'], True)})",
-            f"- prompt attributes found in the video: {_describe_comparison(item['prompt_vs_video'], True)}",
-            f"- files: [{files['mp4']}]({files['mp4']}), [{files['gif']}]({files['gif']})",
-            "",
-        ]
-    lines += ["## Timings (seconds)", "", "| " + " | ".join(seconds) + " |", "|---" * len(seconds) + "|"]
-    lines += ["| " + " | ".join(str(value) for value in seconds.values()) + " |", ""]
-    return "\n".join(lines)
-
-
-def _demo_summary(report: dict[str, Any]) -> list[str]:
-    """The lines `univigu demo` prints."""
-    settings, seconds = report["settings"], report["seconds"]
-    width = max(len(item["prompt"]) for item in [*report["generate"], *report["joint"]])
-    lines = [
-        f"Uni-ViGU demo: {report['model']}",
-        f"({settings['num_inference_steps']} steps, guidance {settings['guidance_scale']}, seed {settings['seed']}, "
-        f"{settings['device']})",
-        "",
-        f"Text -> video ({seconds['generate']} s), what the detectors read in each video [prompt attributes found]:",
-    ]
-    for item in report["generate"]:
-        lines.append(
-            f"  {item['split']:>8}  {item['prompt']:<{width}} -> {_describe(item['detected'])} "
-            f"[{item['prompt_vs_video']['score']}]"
-        )
-    lines += ["", f"Video -> text ({seconds['caption']} s) [caption attributes the detectors confirm]:"]
-    for item in report["caption"]:
-        lines.append(f"  {item['label']} -> {item['caption']!r} [{item['caption_vs_video']['score']}]")
-    lines += ["", f"Joint text + video ({seconds['joint']} s):"]
-    for item in report["joint"]:
-        verdict = "yes" if item["caption_vs_video"]["all_match"] else "no"
-        lines += [
-            f"  {item['split']:>8}  {item['prompt']:<{width}} -> {item['caption']!r}",
-            f"  {'':>8}  {'':<{width}}    detectors: {_describe(item['detected'])}",
-            f"  {'':>8}  {'':<{width}}    caption matches its video: {verdict} "
-            f"(agrees on {_describe_comparison(item['caption_vs_video'])})",
-        ]
-    counts = report["files_written"]
-    lines += [
-        "",
-        f"Wrote {counts['mp4']} mp4, {counts['gif']} gif, {counts['png']} png frame strips, report.md and "
-        f"report.json to {report['output_dir']} ({seconds['total']} s in all)",
-    ]
-    return lines
-
-
 def _demo(args: argparse.Namespace) -> int:
-    """
-    `univigu demo`: runs the embedded shapes-world model (or `--model`) in all three tasks, each prompt list batched
-    in one call: text -> video for `DEMO_PROMPTS`, video -> text for those videos and the shipped `SAMPLE_VIDEO`,
-    joint generation for `DEMO_JOINT_PROMPTS`. Reads every generated video back with the shapes-world detectors and
-    writes the videos (mp4 + gif), PNG frame strips, `report.md` and `report.json` into `--output_dir`.
-    """
+    """`univigu demo`: the embedded shapes-world model (or `--model`) in all three tasks (`shapes.demo.run_demo`)."""
     if args.foundation:
-        return _foundation_demo(args)
+        from .utils.testing import foundation_demo
+
+        report = foundation_demo(args.seed, args.steps, args.vocab_size, args.text_length)
+        print(json.dumps(report, indent=2))
+        print(
+            "Foundation demo OK: the unified model reproduces its Wan base and runs text->video, video->text and "
+            "joint flows (random weights; `univigu demo` without --foundation runs the trained embedded model)."
+        )
+        return 0 if report["prior_preservation_max_abs_diff"] <= 1e-5 else 1
     import univigu_hf
 
-    from .pipeline_univigu import _load_video_file
-    from .shapes_scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, detect_attributes, parse_caption
+    from .shapes.demo import demo_summary, run_demo
 
-    start_all = time.perf_counter()
-    output_dir = args.output_dir
-    _check_output_dir(output_dir)  # before the model loads; the folder is made once the model is loaded
-    sample_path = getattr(univigu_hf, "SAMPLE_VIDEO", None)
-    seconds: dict[str, float] = {}
-
+    _check_output_dir(args.output_dir)  # before the model loads; the folder is made once the model is loaded
     start = time.perf_counter()
     pipe = _load_pipeline(args)
-    seconds["load"] = round(time.perf_counter() - start, 3)
-    _make_output_dir(output_dir)
-    steps = args.steps if args.steps is not None else pipe.config.default_num_inference_steps
-    fps = _fps(None, pipe)
-    seeds = [args.seed + i for i in range(max(len(DEMO_PROMPTS) + 1, len(DEMO_JOINT_PROMPTS)))]
-
-    def timed(name: str, method, **kwargs):
-        start = time.perf_counter()
-        output = _run_pipeline(method, num_inference_steps=steps, **kwargs)
-        seconds[name] = round(time.perf_counter() - start, 3)
-        return output
-
-    videos = timed(
-        "generate",
-        pipe.generate_video,
-        prompt=list(DEMO_PROMPTS),
-        generator=[_generator(seed) for seed in seeds[: len(DEMO_PROMPTS)]],
-        output_type="np",
-    ).frames
-
-    to_caption = list(videos)
-    labels = [f"video {i} ({prompt})" for i, prompt in enumerate(DEMO_PROMPTS, 1)]
-    sample_frames = None
-    if sample_path is not None and os.path.isfile(sample_path):
-        sample_frames = _load_video_file(sample_path).permute(0, 2, 3, 1).numpy()
-        to_caption.append(sample_frames)
-        labels.append(f"{os.path.basename(sample_path)} (shipped held-out clip)")
-    else:
-        logger.warning("univigu_hf.SAMPLE_VIDEO is missing: the demo captions only the generated videos")
-    captions = timed(
-        "caption", pipe.caption, video=to_caption, generator=[_generator(seed) for seed in seeds[: len(to_caption)]]
-    ).text
-
-    joint = timed(
-        "joint",
-        pipe.generate_joint,
-        prompt=list(DEMO_JOINT_PROMPTS),
-        generator=[_generator(seed) for seed in seeds[: len(DEMO_JOINT_PROMPTS)]],
-        output_type="np",
-    )
-
-    start = time.perf_counter()
-    generated = []
-    for i, (prompt, frames) in enumerate(zip(DEMO_PROMPTS, videos), 1):
-        detected = detect_attributes(frames)
-        generated.append(
-            {
-                "prompt": prompt,
-                "split": _split(prompt),
-                "seed": seeds[i - 1],
-                "detected": detected,
-                "prompt_vs_video": _compare(parse_caption(prompt), detected, PROMPT_ATTRIBUTES),
-                "files": _save_clip(frames, output_dir, f"t2v_{i}_{_slug(prompt)}", fps),
-            }
-        )
-    captioned = []
-    for i, (label, frames, caption) in enumerate(zip(labels, to_caption, captions)):
-        detected = detect_attributes(frames)
-        is_sample = sample_frames is not None and i == len(to_caption) - 1
-        item = {
-            "video": sample_path if is_sample else generated[i]["files"]["mp4"],
-            "label": label,
-            "source": "sample" if is_sample else "generated",
-            "seed": seeds[i],
-            "caption": caption,
-            "parsed": parse_caption(caption),
-            "detected": detected,
-        }
-        item["caption_vs_video"] = _compare(item["parsed"], detected, ATTRIBUTES)
-        if is_sample:
-            item["png"] = "sample_video.png"
-            _write_strip(frames, os.path.join(output_dir, item["png"]))
-        captioned.append(item)
-    joint_items = []
-    for i, (prompt, frames, caption) in enumerate(zip(DEMO_JOINT_PROMPTS, joint.frames, joint.text), 1):
-        detected = detect_attributes(frames)
-        parsed = parse_caption(caption)
-        joint_items.append(
-            {
-                "prompt": prompt,
-                "split": _split(prompt),
-                "seed": seeds[i - 1],
-                "caption": caption,
-                "parsed": parsed,
-                "detected": detected,
-                "caption_vs_video": _compare(parsed, detected, ATTRIBUTES),
-                "prompt_vs_video": _compare(parse_caption(prompt), detected, PROMPT_ATTRIBUTES),
-                "files": _save_clip(frames, output_dir, f"joint_{i}_{_slug(prompt)}", fps),
-            }
-        )
-    clips = len(generated) + len(joint_items)
-    counts = {"mp4": clips, "gif": clips, "png": clips + (sample_frames is not None)}
-
-    height, width = videos.shape[2:4]
-    report = {
-        "univigu_hf": __version__,
-        "model": _resolve_model(args.model),
-        "output_dir": output_dir,
-        "settings": {
-            "num_inference_steps": steps,
-            "guidance_scale": pipe.config.default_guidance_scale,
-            "seed": args.seed,
-            "height": int(height),
-            "width": int(width),
-            "num_frames": int(videos.shape[1]),
-            "fps": fps,
-            "device": args.device,
-            "dtype": args.dtype,
-        },
-        "generate": generated,
-        "caption": captioned,
-        "joint": joint_items,
-        "files_written": counts,
-    }
-    seconds["detect_and_write"] = round(time.perf_counter() - start, 3)
-    seconds["total"] = round(time.perf_counter() - start_all, 3)
-    report["seconds"] = seconds
+    load_seconds = time.perf_counter() - start
+    _make_output_dir(args.output_dir)
     try:
-        with open(os.path.join(output_dir, "report.json"), "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=2)
-            file.write("\n")
-        with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as file:
-            file.write(_demo_markdown(report))
+        report = run_demo(
+            pipe,
+            args.output_dir,
+            num_inference_steps=args.steps,
+            seed=args.seed,
+            sample_path=getattr(univigu_hf, "SAMPLE_VIDEO", None),
+            model_name=_resolve_model(args.model),
+            device=args.device,
+            dtype=args.dtype,
+            load_seconds=load_seconds,
+        )
+    except (ValueError, TypeError) as error:  # the pipeline's own argument checks
+        raise CLIError(" ".join(str(error).split())) from error
     except OSError as error:
-        raise CLIError(f"could not write the report into {output_dir!r}: {_first_line(error)}") from error
-    _emit(args, report, _demo_summary(report))
+        raise CLIError(f"could not write the demo into {args.output_dir!r}: {_first_line(error)}") from error
+    _emit(args, report, demo_summary(report))
     return 0
 
 

@@ -19,8 +19,7 @@ from collections.abc import Mapping
 import torch
 from transformers.utils import logging
 
-from .configuration_univigu import UniViGUConfig
-from .modeling_univigu import UniViGUModel
+from .models import UniViGUConfig, UniViGUModel
 
 
 logger = logging.get_logger(__name__)

@@ -34,7 +34,7 @@ from transformers.utils import logging
 
 
 if TYPE_CHECKING:
-    from ..pipeline_univigu import UniViGUPipeline
+    from ..pipelines import UniViGUPipeline
 
 
 logger = logging.get_logger(__name__)
@@ -53,9 +53,8 @@ CACHE_FORMAT_VERSION = 1
 
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 _COLUMN_ROLES = {"video_column": "video", "prompt_column": "prompt", "caption_column": "caption"}
-# Video files are decoded by an ffmpeg subprocess each, so a few threads overlap its start-up and decoding
-# (`benchmarks/data_preparation.py`, 2 cores: `prepare_dataset` takes 89 ms per 32x32 mp4 clip with one reader, 53
-# ms with four).
+# Video files are decoded by an ffmpeg subprocess each, so a few threads overlap its start-up and decoding (measured
+# in `benchmarks/data_preparation.py`, see docs/training.md).
 _VIDEO_READERS = 4
 _WEIGHT_SAMPLES = 256  # values sampled from every weight tensor for the pipeline fingerprint
 
@@ -298,8 +297,8 @@ def prepare_dataset(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(max_sequence_length, int) or isinstance(max_sequence_length, bool) or max_sequence_length < 1:
         raise ValueError(f"max_sequence_length must be a positive integer, got {max_sequence_length!r}")
-    height, width, _ = pipeline._resolve_size(height, width, 1 if num_frames is None else num_frames)
-    max_text_length = pipeline._resolve_text_length(max_text_length)
+    height, width, _ = pipeline.resolve_size(height, width, 1 if num_frames is None else num_frames)
+    max_text_length = pipeline.resolve_text_length(max_text_length)
     base_dir = None if base_dir is None else os.path.abspath(os.fspath(base_dir))
     target_column = prompt_column if stage == "recall" else caption_column
 

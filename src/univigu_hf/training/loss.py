@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import ModelOutput, logging
 
-from ..scheduling_uniflow import UniFlowScheduler
+from ..schedulers import UniFlowScheduler
 
 
 logger = logging.get_logger(__name__)
@@ -151,16 +151,17 @@ def sample_tasks(batch_size: int, config: UniFlowTrainingConfig, generator: torc
 def sample_video_sigmas(
     batch_size: int, config: UniFlowTrainingConfig, scheduler: UniFlowScheduler, generator: torch.Generator
 ) -> torch.Tensor:
-    """Video noise levels in (0, 1) (1 = pure noise) from the configured sampler and shift."""
-    if config.video_time_sampling == "logit_normal":
-        normal = torch.randn(batch_size, generator=generator) * config.logit_std + config.logit_mean
-        sigmas = torch.sigmoid(normal)
-    else:
-        sigmas = torch.rand(batch_size, generator=generator)
-    if config.video_time_sampling == "uniform":
-        return sigmas
+    """Video noise levels in (0, 1) (1 = pure noise) from the configured sampler and shift (the scheduler's
+    [`~UniFlowScheduler.sample_video_sigmas`], with `video_time_shift` or else the scheduler config's shift)."""
     shift = scheduler.config.shift if config.video_time_shift is None else config.video_time_shift
-    return shift * sigmas / (1 + (shift - 1) * sigmas)
+    return scheduler.sample_video_sigmas(
+        batch_size,
+        generator=generator,
+        mode=config.video_time_sampling,
+        logit_mean=config.logit_mean,
+        logit_std=config.logit_std,
+        shift=shift,
+    )
 
 
 def unified_flow_loss(
@@ -216,15 +217,15 @@ def unified_flow_loss(
     text_noisy = tasks != GENERATION
     sigmas = sample_video_sigmas(batch_size, config, scheduler, generator) * video_noisy
     noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
-    text_times = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+    text_times = scheduler.sample_text_times(batch_size, generator=generator, dtype=torch.float64)
     noisy_text = scheduler.add_noise_text(text_ids.cpu(), text_times, generator=generator)
     dropped = torch.rand(batch_size, generator=generator) < config.condition_dropout_prob
 
     # 2. Model inputs.
     sigmas, noise = sigmas.to(device), noise.to(device)
     clean = latents.float()
-    noisy_latents = (1 - sigmas.view(-1, 1, 1, 1, 1)) * clean + sigmas.view(-1, 1, 1, 1, 1) * noise
-    video_timestep = sigmas * scheduler.config.num_train_timesteps
+    noisy_latents = scheduler.add_noise(clean, noise, sigmas)
+    video_timestep = scheduler.sigma_to_timestep(sigmas)
     text_noisy_device = text_noisy.to(device)
     stream_ids = torch.where(text_noisy_device[:, None], noisy_text.to(device), batch["prompt_ids"])
     text_timestep = torch.where(
@@ -254,7 +255,8 @@ def unified_flow_loss(
 
     # 3. Losses, averaged over the samples where each modality was noisy.
     video_weights = video_noisy.to(device, torch.float32)
-    per_sample_mse = (outputs.video_velocity.float() - (noise - clean)).pow(2).flatten(1).mean(dim=1)
+    target = scheduler.get_velocity_target(clean, noise)
+    per_sample_mse = (outputs.video_velocity.float() - target).pow(2).flatten(1).mean(dim=1)
     video_loss = (per_sample_mse * video_weights).sum() / video_weights.sum().clamp_min(1.0)
     if outputs.text_logits is None:
         text_loss = torch.zeros((), device=device)

@@ -17,9 +17,9 @@ from transformers.utils import logging
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from ..hub import TRAINING_SUMMARY_NAME, HubPushError, check_can_push, lora_settings, push_to_hub, training_stages
-from ..modeling_univigu import diffusers_dtype_kwargs
-from ..pipeline_univigu import UniViGUPipeline
-from ..saving import STAGING_PREFIX, commit_directory
+from ..pipelines import UniViGUPipeline
+from ..utils.saving import STAGING_PREFIX, commit_directory
+from ..utils.torch_utils import diffusers_dtype_kwargs
 from .collator import UniViGUDataCollator
 from .data import load_video_dataset, prepare_dataset
 from .loss import UniFlowTrainingConfig
@@ -378,7 +378,7 @@ def save_trained_pipeline(
     `WanPipeline` instead: the saved transformer is reloaded and exported with [`UniViGUModel.to_wan`], and the
     scheduler is a `FlowMatchEulerDiscreteScheduler` with the same shift (the UniFlow video grid equals it).
 
-    The save is atomic ([`univigu_hf.saving`]): everything is written into a staging folder inside `output_dir`, then
+    The save is atomic ([`univigu_hf.utils.saving`]): everything is written into a staging folder inside `output_dir`, then
     moved into place with `model_index.json` last, so a run killed while saving leaves the previous pipeline (or
     none) and its checkpoints intact.
     """
@@ -417,7 +417,7 @@ def save_trained_pipeline(
 def _save_as_wan_pipeline(pipeline: UniViGUPipeline, transformer_dir: str, output_dir: str) -> None:
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
-    from ..modeling_univigu import UniViGUModel
+    from ..models import UniViGUModel
 
     wan_transformer = UniViGUModel.from_pretrained(transformer_dir).to_wan()
     shutil.rmtree(transformer_dir)

@@ -9,9 +9,9 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from ..modeling_univigu import is_text_parameter
-from ..saving import commit_directory, replace_directory
-from ..scheduling_uniflow import UniFlowScheduler
+from ..models.wan_growth import is_text_parameter
+from ..schedulers import UniFlowScheduler
+from ..utils.saving import commit_directory, replace_directory
 from .loss import GENERATION, JOINT, UNDERSTANDING, UniFlowTrainingConfig, step_generator, unified_flow_loss
 
 

@@ -1,27 +1,21 @@
-"""Model cards and Hub publishing for UniViGU pipelines, models and LoRA adapters.
+"""Model cards for UniViGU pipelines, models and LoRA adapters.
 
 `create_model_card(...)` writes the repository's front page from the checkpoint itself (architecture, defaults,
 parameter counts), the training run that produced it (`training_summary.json`, written by the training scripts) and,
-when given, an evaluation metrics file. `push_to_hub(obj, repo_id, ...)` publishes a [`UniViGUPipeline`], a
-[`UniViGUModel`], a PEFT adapter, or a folder holding any of them, with that card, in one commit. Loading back is the
-ordinary Hub code: `UniViGUPipeline.from_pretrained("user/name")`, `AutoModel.from_pretrained("user/name")`,
-`transformers.pipeline("video-to-text", model="user/name")`. See docs/hub.md.
+when given, an evaluation metrics file. See docs/hub.md.
 """
 
 import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
-from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData, constants
-from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers.utils import logging
 
 
@@ -30,21 +24,12 @@ logger = logging.get_logger(__name__)
 TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
 TEMPLATES = {"pipeline": "pipeline.md.jinja", "model": "pipeline.md.jinja", "adapter": "adapter.md.jinja"}
 TRAINING_SUMMARY_NAME = "training_summary.json"
+# `UniViGUConfig.model_type` (a test keeps them equal): the hub tells a UniViGU model by its config, without importing
+# the models package (which imports the hub for `push_to_hub`).
+UNIVIGU_MODEL_TYPE = "univigu"
 CARD_NAME = "README.md"
 DEFAULT_LICENSE = "apache-2.0"  # Wan2.1 and the official Uni-ViGU code are Apache-2.0
 DEFAULT_EXAMPLE_PROMPT = "a red ball rolls across a wooden table"
-DEFAULT_IGNORE_PATTERNS = (
-    "checkpoint-*",  # Trainer checkpoints (optimizer state) of a training output folder
-    "prepared_data/*",  # the precomputed latents/embeddings cache
-    "runs/*",  # TensorBoard logs
-    ".cache/*",
-    ".git/*",
-    "*.bin",  # this project publishes safetensors only: pickles (e.g. training_args.bin) never leave the machine
-    "*.pt",
-    "*.pth",
-    "*.pkl",
-    "*.ckpt",
-)
 STAGES = {
     "base": (
         "Wan text-to-video base",
@@ -89,15 +74,11 @@ _NOT_METRICS = ("num_samples", "num_examples", "samples")
 _SECTION_KEYS = ("dataset", "task", "task_name", "split", "num_samples")  # the non-metric keys of a flat layout
 
 
-class HubPushError(OSError):
-    """Publishing to the Hub failed. Nothing on the local disk was changed; the message says what the Hub answered."""
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # What a card is made of
 # ------------------------------------------------------------------------------------------------------------------
 @dataclass
-class _Checkpoint:
+class Checkpoint:
     """What a card says about the checkpoint, read from an object or a folder without loading weights."""
 
     kind: str
@@ -157,9 +138,9 @@ def _folder_kind(folder: Path) -> str:
     )
 
 
-def _describe_folder(folder: Path) -> _Checkpoint:
+def describe_folder(folder: Path) -> Checkpoint:
     kind = _folder_kind(folder)
-    checkpoint = _Checkpoint(kind=kind, folder=folder)
+    checkpoint = Checkpoint(kind=kind, folder=folder)
     if kind == "pipeline":
         index = _read_json(folder / "model_index.json")
         checkpoint.pipeline_class = index.get("_class_name")
@@ -185,13 +166,18 @@ def _describe_folder(folder: Path) -> _Checkpoint:
     return checkpoint
 
 
-def _describe_object(obj) -> _Checkpoint:
+def is_univigu_model(obj) -> bool:
+    """Whether `obj` is a UniViGU transformer (a transformers model whose config has the UniViGU model type)."""
+    return getattr(getattr(obj, "config", None), "model_type", None) == UNIVIGU_MODEL_TYPE and hasattr(
+        obj, "parameters"
+    )
+
+
+def describe_object(obj) -> Checkpoint:
     from diffusers import DiffusionPipeline
 
-    from .modeling_univigu import UniViGUModel
-
     if isinstance(obj, DiffusionPipeline):
-        checkpoint = _Checkpoint(kind="pipeline", pipeline_class=type(obj).__name__)
+        checkpoint = Checkpoint(kind="pipeline", pipeline_class=type(obj).__name__)
         for name, value in obj.config.items():
             if name.startswith("_"):
                 continue
@@ -208,22 +194,22 @@ def _describe_object(obj) -> _Checkpoint:
             checkpoint.transformer_config = _config_dict(obj.transformer.config)
             checkpoint.text_head_is_zero = _text_head_is_zero(obj.transformer)
         return checkpoint
-    peft_config = _peft_config_of(obj)
+    peft_config = peft_config_of(obj)
     if peft_config is not None:
-        checkpoint = _Checkpoint(kind="adapter", adapter_config=peft_config.to_dict())
+        checkpoint = Checkpoint(kind="adapter", adapter_config=peft_config.to_dict())
         checkpoint.parameters["adapter"] = sum(
             p.numel() for name, p in obj.named_parameters() if "lora_" in name or "modules_to_save" in name
         )
         return checkpoint
-    if isinstance(obj, UniViGUModel):
-        checkpoint = _Checkpoint(kind="model", transformer_config=_config_dict(obj.config))
+    if is_univigu_model(obj):
+        checkpoint = Checkpoint(kind="model", transformer_config=_config_dict(obj.config))
         checkpoint.parameters["transformer"] = sum(p.numel() for p in obj.parameters())
         checkpoint.text_head_is_zero = _text_head_is_zero(obj)
         return checkpoint
-    raise TypeError(_SOURCE_TYPES_MESSAGE.format(type(obj).__name__))
+    raise TypeError(SOURCE_TYPES_MESSAGE.format(type(obj).__name__))
 
 
-_SOURCE_TYPES_MESSAGE = (
+SOURCE_TYPES_MESSAGE = (
     "expected a UniViGUPipeline, a UniViGUModel, a PEFT model around one, or the path of a folder holding one of "
     "these (pipeline, model or adapter folder), got {}"
 )
@@ -238,7 +224,7 @@ def _config_dict(config) -> dict:
     return dict(config.to_dict()) if hasattr(config, "to_dict") else dict(config)
 
 
-def _peft_config_of(obj):
+def peft_config_of(obj):
     """The active PEFT config of a `PeftModel` (or `None`)."""
     try:
         from peft import PeftModel
@@ -249,21 +235,19 @@ def _peft_config_of(obj):
     return None
 
 
-def _describe(source) -> _Checkpoint:
+def describe_source(source) -> Checkpoint:
     if isinstance(source, (str, os.PathLike)):
         folder = Path(source)
         if not folder.is_dir():
-            raise ValueError(
-                f"source {os.fspath(source)!r} is not a folder; " + _SOURCE_TYPES_MESSAGE.format("a path")
-            )
-        return _describe_folder(folder)
-    return _describe_object(source)
+            raise ValueError(f"source {os.fspath(source)!r} is not a folder; " + SOURCE_TYPES_MESSAGE.format("a path"))
+        return describe_folder(folder)
+    return describe_object(source)
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # Training record and metrics
 # ------------------------------------------------------------------------------------------------------------------
-def _load_json_argument(name: str, value) -> dict | list | None:
+def load_json_argument(name: str, value) -> dict | list | None:
     if value is None or isinstance(value, (dict, list)):
         return value
     if isinstance(value, (str, os.PathLike)):
@@ -277,7 +261,7 @@ def _load_json_argument(name: str, value) -> dict | list | None:
     raise TypeError(f"{name} must be a dict or the path of a JSON file, got {type(value).__name__}")
 
 
-def _find_training_summary(checkpoint: _Checkpoint) -> dict | None:
+def find_training_summary(checkpoint: Checkpoint) -> dict | None:
     """The `training_summary.json` next to a checkpoint folder (for `output/adapter`, the one in `output/`)."""
     if checkpoint.folder is None:
         return None
@@ -407,7 +391,7 @@ def _metric_type_and_name(key: str) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------------------------
 # The card
 # ------------------------------------------------------------------------------------------------------------------
-def _looks_like_repo_id(value) -> bool:
+def looks_like_repo_id(value) -> bool:
     return (
         isinstance(value, str)
         and re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", value) is not None
@@ -422,7 +406,7 @@ def _hub_id(record: dict, key: str) -> str | None:
     local = record.get(f"{key}_is_local")
     if local is not None:
         return value if not local and isinstance(value, str) else None
-    return value if _looks_like_repo_id(value) else None
+    return value if looks_like_repo_id(value) else None
 
 
 def _format_count(count: int | None) -> str:
@@ -523,7 +507,7 @@ def lora_settings(adapter_config: dict) -> dict:
     return settings
 
 
-def _resolve_base_models(checkpoint: _Checkpoint, stages: list[dict], base_model) -> list[str]:
+def resolve_base_models(checkpoint: Checkpoint, stages: list[dict], base_model) -> list[str]:
     """`base_model` as given, else the adapter's base or the latest training stage's `init_from` that is a Hub repo."""
     if base_model is not None:
         if isinstance(base_model, str):
@@ -531,7 +515,7 @@ def _resolve_base_models(checkpoint: _Checkpoint, stages: list[dict], base_model
         if isinstance(base_model, (list, tuple)) and all(isinstance(b, str) for b in base_model):
             return list(base_model)
         raise TypeError(f"base_model must be a repo id or a list of repo ids, got {base_model!r}")
-    if checkpoint.kind == "adapter" and _looks_like_repo_id(checkpoint.adapter_config.get("base_model_name_or_path")):
+    if checkpoint.kind == "adapter" and looks_like_repo_id(checkpoint.adapter_config.get("base_model_name_or_path")):
         return [checkpoint.adapter_config["base_model_name_or_path"]]
     for stage in reversed(stages):
         if _hub_id(stage, "init_from") is not None:
@@ -579,15 +563,15 @@ def create_model_card(
     """
     if repo_id is not None and (not isinstance(repo_id, str) or not repo_id.strip("/")):
         raise ValueError(f"repo_id must be a non-empty string such as 'user/name', got {repo_id!r}")
-    checkpoint = _describe(source)
-    summary = _load_json_argument("training", training)
+    checkpoint = describe_source(source)
+    summary = load_json_argument("training", training)
     if summary is None:
-        summary = _find_training_summary(checkpoint)
+        summary = find_training_summary(checkpoint)
     if summary is not None and not isinstance(summary, dict):
         raise TypeError(f"training must describe one run as a JSON object, got {type(summary).__name__}")
     stages = training_stages(summary)
     last = stages[-1] if stages else {}
-    metrics_data = _load_json_argument("metrics", metrics)
+    metrics_data = load_json_argument("metrics", metrics)
     results = []
     if metrics_data is not None:
         results = eval_results_from_metrics(metrics_data)
@@ -606,7 +590,7 @@ def create_model_card(
     adapter = checkpoint.kind == "adapter"
     lora = lora_settings(checkpoint.adapter_config) if adapter else last.get("lora")
 
-    base_models = _resolve_base_models(checkpoint, stages, base_model)
+    base_models = resolve_base_models(checkpoint, stages, base_model)
 
     datasets = sorted({_hub_id(r, "dataset") for r in stages} - {None})
     library = {"pipeline": "diffusers", "model": "transformers", "adapter": "peft"}[checkpoint.kind]
@@ -693,265 +677,6 @@ def create_model_card(
     return ModelCard(text)
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Publishing
-# ------------------------------------------------------------------------------------------------------------------
-def check_can_push(repo_id: str, argument: str = "repo_id") -> None:
-    """
-    Raises unless a push to `repo_id` can be attempted: a `ValueError` naming `argument` for a malformed repository
-    id, a `HubPushError` in offline mode. The training scripts call it before training when `--push_to_hub` is set.
-    """
-    if not isinstance(repo_id, str) or not re.fullmatch(r"([\w.\-]+/)?[\w.\-]+", repo_id):
-        raise ValueError(
-            f"{argument} must be 'name' or 'namespace/name' (letters, digits, '-', '_', '.'), got {repo_id!r}"
-        )
-    if constants.is_offline_mode():
-        raise HubPushError(
-            f"Cannot push to {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1). Unset HF_HUB_OFFLINE to publish."
-        )
-
-
-def _check_push_arguments(repo_id, private, commit_message, model_card) -> None:
-    if not isinstance(private, bool):
-        raise TypeError(f"private must be True or False, got {private!r}")
-    if commit_message is not None and not isinstance(commit_message, str):
-        raise TypeError(f"commit_message must be a string, got {type(commit_message).__name__}")
-    if not isinstance(model_card, (bool, str, ModelCard)):
-        raise TypeError(
-            f"model_card must be True, False, a ModelCard or a markdown string, got {type(model_card).__name__}"
-        )
-    check_can_push(repo_id)
-
-
-def _save_object(obj, folder: str) -> None:
-    from diffusers import DiffusionPipeline
-
-    from .modeling_univigu import UniViGUModel
-
-    if isinstance(obj, DiffusionPipeline):
-        obj.save_pretrained(folder)
-    elif _peft_config_of(obj) is not None or isinstance(obj, UniViGUModel):
-        obj.save_pretrained(folder)
-    else:
-        raise TypeError("obj: " + _SOURCE_TYPES_MESSAGE.format(type(obj).__name__))
-
-
-def _upload_files(folder: Path, allow_patterns, ignore_patterns) -> tuple[list[str], list[str]]:
-    """The files of `folder` to upload (repo-relative posix paths) and the pickle files left out."""
-    every = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    chosen = list(filter_repo_objects(every, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
-    pickles = [p for p in every if p.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) and p not in chosen]
-    return chosen, pickles
-
-
-def _describe_http_error(error: HfHubHTTPError) -> tuple[int | None, str]:
-    response = getattr(error, "response", None)
-    status = getattr(response, "status_code", None)
-    message = getattr(error, "server_message", None) or str(error).splitlines()[0]
-    return status, message
-
-
-_HINTS = {
-    401: "The Hub refused the token: log in with `hf auth login`, or set HF_TOKEN / pass token= a token with write "
-    "access.",
-    403: "The token may not write there: check the namespace and that the token has write access to it.",
-    404: "The repository or revision does not exist (or is private to another account).",
-    413: "A file is too large for this endpoint.",
-    429: "Too many requests: wait and push again.",
-}
-
-
-def push_to_hub(
-    obj,
-    repo_id: str,
-    *,
-    private: bool = False,
-    commit_message: str | None = None,
-    card_data: dict | ModelCardData | None = None,
-    token: str | bool | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-    model_card: bool | str | ModelCard = True,
-    base_model: str | list[str] | None = None,
-    training: dict | str | os.PathLike | None = None,
-    metrics: dict | list | str | os.PathLike | None = None,
-    example_prompt: str | None = None,
-    allow_patterns: list[str] | str | None = None,
-    ignore_patterns: list[str] | str | None = None,
-    endpoint: str | None = None,
-) -> CommitInfo:
-    r"""
-    Publishes a UniViGU checkpoint with its model card in one commit: creates the repository if needed, then uploads
-    the checkpoint files and `README.md`.
-
-    Args:
-        obj: a [`UniViGUPipeline`] (or the base stage's `WanPipeline`), a [`UniViGUModel`], a `PeftModel` around one
-            (its adapter is pushed), or a folder holding any of these (e.g. a training script's `output_dir`). An
-            object is saved into a temporary folder; a folder is uploaded as it is and never modified.
-        repo_id (`str`): `"name"` (in the token's namespace) or `"namespace/name"`.
-        private (`bool`, defaults to `False`): create the repository private. Has no effect when it already exists.
-        commit_message (`str`, *optional*): default `"Upload UniViGU <kind>"`.
-        card_data (`dict` or `ModelCardData`, *optional*): card metadata overriding/extending the generated fields.
-        token (`str` or `bool`, *optional*): a token with write access; default: `HF_TOKEN` or the `hf auth login`
-            one.
-        revision (`str`, *optional*): the branch to commit to (default: `main`).
-        create_pr (`bool`, defaults to `False`): open a pull request instead of committing to the branch.
-        model_card (`bool`, `str` or `ModelCard`, defaults to `True`): `True` writes the card with
-            [`create_model_card`] (replacing, in the upload only, a `README.md` in the folder); a `ModelCard` or a
-            markdown string is used as is; `False` uploads no card (a folder's own `README.md` goes up unchanged).
-        base_model, training, metrics, example_prompt: passed to [`create_model_card`].
-        allow_patterns, ignore_patterns (`list[str]` or `str`, *optional*): which files of the folder to upload
-            (fnmatch patterns). `ignore_patterns` adds to the defaults, which leave out Trainer checkpoints, the
-            prepared-data cache, logs and pickle files (`*.bin`, `*.pt`, `*.pth`, ...; this project publishes
-            safetensors only).
-        endpoint (`str`, *optional*): the Hub endpoint (default: `HF_ENDPOINT` or https://huggingface.co).
-
-    Returns:
-        `huggingface_hub.CommitInfo`: `commit_url`, `oid`, `repo_url.repo_id` (the full repository id).
-
-    Raises:
-        `HubPushError`: the Hub refused or failed (the message has the HTTP status, the Hub's explanation and what to
-            do); nothing local was changed. Also raised in offline mode (`HF_HUB_OFFLINE=1`).
-        `ValueError` / `TypeError`: bad arguments, or a folder that holds no UniViGU checkpoint.
-    """
-    _check_push_arguments(repo_id, private, commit_message, model_card)
-    if isinstance(obj, (str, os.PathLike)):
-        if not Path(obj).is_dir():
-            raise ValueError(f"obj {os.fspath(obj)!r} is not a folder; " + _SOURCE_TYPES_MESSAGE.format("a path"))
-        return _push_folder(
-            Path(obj), repo_id, private, commit_message, card_data, token, revision, create_pr, model_card,
-            base_model, training, metrics, example_prompt, allow_patterns, ignore_patterns, endpoint,
-        )  # fmt: skip
-    _describe_object(obj)  # fail on an unsupported object before saving anything
-    training = {} if training is None else training  # an object has no training_summary.json next to it
-    with tempfile.TemporaryDirectory(prefix="univigu-push-") as folder:
-        _save_object(obj, folder)
-        return _push_folder(
-            Path(folder), repo_id, private, commit_message, card_data, token, revision, create_pr, model_card,
-            base_model, training, metrics, example_prompt, allow_patterns, ignore_patterns, endpoint,
-        )  # fmt: skip
-
-
-def _push_folder(
-    folder: Path,
-    repo_id,
-    private,
-    commit_message,
-    card_data,
-    token,
-    revision,
-    create_pr,
-    model_card,
-    base_model,
-    training,
-    metrics,
-    example_prompt,
-    allow_patterns,
-    ignore_patterns,
-    endpoint,
-) -> CommitInfo:
-    checkpoint = _describe_folder(folder)
-    ignore = list(DEFAULT_IGNORE_PATTERNS) + _as_pattern_list(ignore_patterns)
-    files, pickles = _upload_files(folder, _as_pattern_list(allow_patterns) or None, ignore)
-    if pickles:
-        logger.warning(f"Not uploading pickle files (safetensors only): {', '.join(pickles)}")
-    if not files:
-        raise ValueError(f"obj {os.fspath(folder)!r}: no files to upload after allow_patterns/ignore_patterns")
-
-    card_text = None
-    if model_card is True:
-        card = create_model_card(
-            folder,
-            repo_id=repo_id,
-            base_model=base_model,
-            training=training,
-            metrics=metrics,
-            card_data=card_data,
-            example_prompt=example_prompt,
-        )
-        card_text = str(card)
-    elif isinstance(model_card, (str, ModelCard)):
-        card_text = str(model_card)
-    replaced = {CARD_NAME: card_text.encode("utf-8")} if card_text is not None else {}
-    if checkpoint.kind == "adapter" and "adapter_config.json" in files:
-        replaced.update(_adapter_config_for_hub(checkpoint, training, base_model))
-    operations = [
-        CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path))
-        for path in files
-        if path not in replaced
-    ]
-    operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=data) for path, data in replaced.items()]
-
-    what = f"UniViGU {checkpoint.kind}" if checkpoint.pipeline_class != "WanPipeline" else "Wan base pipeline"
-    message = commit_message or f"Upload {what}"
-    api = HfApi(endpoint=endpoint, token=token)
-    target = f"{api.endpoint}/{repo_id}"
-    step = "creating the repository"
-    try:
-        repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
-        step = f"committing {len(operations)} files"
-        info = api.create_commit(
-            repo_id=repo_url.repo_id,
-            operations=operations,
-            commit_message=message,
-            revision=revision,
-            create_pr=create_pr,
-        )
-    except HfHubHTTPError as error:
-        status, server_message = _describe_http_error(error)
-        hint = _HINTS.get(status, "The Hub had an error; push again later." if (status or 0) >= 500 else "")
-        raise HubPushError(
-            f"Pushing the {what} from {os.fspath(folder)!r} to {target} failed while {step}: HTTP {status} "
-            f"{server_message}. {hint} Nothing was changed locally.".replace("  ", " ")
-        ) from error
-    except ValueError as error:  # the Hub rejected the card's metadata (validate-yaml)
-        if "metadata" not in str(error):
-            raise
-        raise HubPushError(
-            f"Pushing to {target} failed: the Hub rejected the model card's metadata ({error}). Fix card_data or "
-            "model_card. Nothing was changed locally."
-        ) from error
-    except OSError as error:  # connection refused, DNS, timeouts (httpx errors are not OSError; see below)
-        raise HubPushError(
-            f"Pushing to {target} failed while {step}: {type(error).__name__}: {error}. Nothing was changed locally."
-        ) from error
-    except Exception as error:
-        if type(error).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore"):
-            raise
-        raise HubPushError(
-            f"Pushing to {target} failed while {step}: could not reach the Hub ({type(error).__name__}: {error}). "
-            "Check the network and HF_ENDPOINT. Nothing was changed locally."
-        ) from error
-    logger.info(f"Pushed {len(operations)} files to {info.commit_url}")
-    return info
-
-
-def _adapter_config_for_hub(checkpoint: _Checkpoint, training, base_model) -> dict[str, bytes]:
-    """
-    The uploaded `adapter_config.json` names the Hub base model when the local one names a local folder (what a
-    training run writes), so that `PeftModel`/`AutoModel` find the base by repo id. The local file is not changed.
-    """
-    summary = _load_json_argument("training", training)
-    stages = training_stages(summary if summary is not None else _find_training_summary(checkpoint))
-    local = checkpoint.adapter_config.get("base_model_name_or_path")
-    bases = _resolve_base_models(checkpoint, stages, base_model)
-    if not bases or _looks_like_repo_id(local) or local == bases[0]:
-        return {}
-    logger.info(f"The uploaded adapter_config.json names base_model_name_or_path={bases[0]!r} (locally: {local!r})")
-    config = dict(checkpoint.adapter_config, base_model_name_or_path=bases[0])
-    return {"adapter_config.json": (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")}
-
-
-def _as_pattern_list(patterns) -> list[str]:
-    if patterns is None:
-        return []
-    if isinstance(patterns, str):
-        return [patterns]
-    if isinstance(patterns, (list, tuple)) and all(isinstance(p, str) for p in patterns):
-        return list(patterns)
-    raise TypeError(f"allow_patterns/ignore_patterns must be a string or a list of strings, got {patterns!r}")
-
-
 def card_metadata(card: ModelCard | str) -> dict:
     """The YAML metadata block of a card (`ModelCard` or markdown) as a plain dict."""
     text = str(card)
@@ -959,15 +684,3 @@ def card_metadata(card: ModelCard | str) -> dict:
     if match is None:
         raise ValueError("the card has no YAML metadata block")
     return yaml.safe_load(match.group(1))
-
-
-__all__ = [
-    "HubPushError",
-    "check_can_push",
-    "card_metadata",
-    "create_model_card",
-    "eval_results_from_metrics",
-    "lora_settings",
-    "push_to_hub",
-    "training_stages",
-]

@@ -1,8 +1,8 @@
 """Where does a shapes-world pipeline lose shape? A latent probe that splits text-to-video into generation and decoding.
 
-    python examples/shapes_world/probe_latents.py --output docs/results/shapes_probe.json
+    python research/probe_latents.py --output research/shapes_probe.json
 
-The detectors (`univigu_hf.shapes_scoring`) read decoded videos, so a wrong shape in text-to-video can come from the
+The detectors (`univigu_hf.shapes.scoring`) read decoded videos, so a wrong shape in text-to-video can come from the
 transformer (it generated latents of the wrong shape) or from the VAE decoder (it rendered right latents as a blob).
 This script trains a small convolutional probe on the VAE's posterior means of world clips of *every* attribute
 combination (so it cannot lean on which shapes go with which colors, sizes and directions in training) and reports
@@ -37,7 +37,7 @@ from torch import nn
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.shapes_scoring import detect_attributes, parse_caption
+from univigu_hf.shapes.scoring import detect_attributes, parse_caption
 
 
 PROBE_SEED = 2000  # probe training clips: a seed no training stage uses (training data: 0, VAE: 1000)
@@ -237,9 +237,7 @@ def main(argv=None) -> dict:
     seen = [prompt for prompt in shapes.ALL_PROMPTS if prompt not in shapes.HELD_OUT_PROMPTS]
     random.Random(args.seed).shuffle(seen)
     report = {
-        "command": " ".join(
-            ["python examples/shapes_world/probe_latents.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "command": " ".join(["python research/probe_latents.py", *(sys.argv[1:] if argv is None else argv)]),
         "model": str(args.model),
         "settings": {key: value for key, value in vars(args).items() if key not in ("model", "output")},
         "shape_accuracy": {"real_held_out": real, "real_held_out_training_fit": real_training_fit},

@@ -1,7 +1,7 @@
 """The shapes world: seeded procedural videos of one shape moving over a plain background, with known attributes.
 
 It is the data behind the embedded default model: prompts and detailed captions come from the attributes, so
-generation and captioning can be scored exactly (see `univigu_hf.shapes_scoring`).
+generation and captioning can be scored exactly (see `univigu_hf.shapes.scoring`).
 
 Attributes and their words (fixed):
 - in the prompt `a {size} {color} {shape} moving {direction}`: shape (circle, square, triangle), color (red,
@@ -364,29 +364,3 @@ def world_text() -> list[str]:
             attributes = ShapeAttributes(shape, color, size, direction, background, speed, start)
             texts.extend(attributes.caption(t) for t in range(len(CAPTION_TEMPLATES)))
     return texts
-
-
-__all__ = [
-    "ALL_PROMPTS",
-    "ATTRIBUTE_VALUES",
-    "BACKGROUNDS",
-    "CAPTION_TEMPLATES",
-    "COLORS",
-    "DIRECTIONS",
-    "HELD_OUT_PROMPTS",
-    "SHAPES",
-    "SIZES",
-    "SPEEDS",
-    "START_POSITIONS",
-    "TRAIN_PROMPTS",
-    "ShapeAttributes",
-    "ShapeClip",
-    "export_folder",
-    "generate_clips",
-    "parse_prompt",
-    "render",
-    "sample_attributes",
-    "shapes_dataset",
-    "valid_starts",
-    "world_text",
-]

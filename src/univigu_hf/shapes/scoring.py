@@ -8,7 +8,7 @@
 
 The same scores are bundled as local `evaluate` metrics (loaded offline from the installed package):
 
-    >>> from univigu_hf.shapes_scoring import load_metric
+    >>> from univigu_hf.shapes.scoring import load_metric
     >>> metric = load_metric("shapes_caption_accuracy")
     >>> metric.compute(predictions=["a small red circle moving left"], references=["a small red circle moving up"])
     {'shape_accuracy': 1.0, 'color_accuracy': 1.0, 'size_accuracy': 1.0, 'direction_accuracy': 0.0, ...}
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .shapes import (
+from .world import (
     ATTRIBUTE_VALUES,
     BACKGROUND_VALUES,
     BACKGROUNDS,

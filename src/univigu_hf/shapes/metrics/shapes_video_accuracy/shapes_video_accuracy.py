@@ -5,7 +5,7 @@ import json
 import datasets
 import evaluate
 
-from univigu_hf.shapes_scoring import (
+from univigu_hf.shapes.scoring import (
     ATTRIBUTES,
     StringEncodedInputsMixin,
     detect_attributes,
@@ -16,7 +16,7 @@ from univigu_hf.shapes_scoring import (
 
 _DESCRIPTION = """
 Scores text-to-video on the shapes world of `univigu_hf`: each video is read back with
-`univigu_hf.shapes_scoring.detect_attributes` (background, color, size, shape, direction, speed and start position
+`univigu_hf.shapes.scoring.detect_attributes` (background, color, size, shape, direction, speed and start position
 from the pixels, robust to noise and compression) and compared with the attributes it was generated for. An
 attribute that a reference does not state (a prompt states shape, color, size and direction) is not scored.
 
@@ -40,7 +40,7 @@ Returns:
 Examples:
     >>> from univigu_hf import shapes
     >>> clip = next(shapes.generate_clips(1, seed=0))
-    >>> metric = evaluate.load(univigu_hf.shapes_scoring.metric_path("shapes_video_accuracy"))
+    >>> metric = evaluate.load(univigu_hf.shapes.scoring.metric_path("shapes_video_accuracy"))
     >>> metric.compute(predictions=[clip.frames], references=[clip.prompt])["mean_accuracy"]
     1.0
 """

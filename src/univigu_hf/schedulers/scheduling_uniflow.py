@@ -34,7 +34,9 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, logging
 
-from .numerics import all_finite
+from ..utils.checks import is_int, is_real
+from ..utils.torch_utils import as_float_tensor, random_device
+from .text_flow import DiscreteTextFlowMixin
 
 
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
@@ -44,9 +46,6 @@ TEXT_SOURCES = ("uniform", "mask")
 TEXT_FINAL_STEPS = ("argmax", "sample")
 TEXT_TIME_SCHEDULES = ("uniform", "video")
 VIDEO_SIGMA_SAMPLING_MODES = ("uniform", "shifted_uniform", "logit_normal")
-
-# Tolerance used to decide that a text step reaches the data end (t + h >= 1).
-_TEXT_TIME_EPS = 1e-6
 
 
 @dataclass
@@ -62,46 +61,13 @@ class UniFlowSchedulerOutput(BaseOutput):
     prev_sample: torch.Tensor
 
 
-@dataclass
-class UniFlowTextSchedulerOutput(BaseOutput):
-    """
-    Output class for [`UniFlowScheduler.step_text`] (the text stream).
-
-    Args:
-        prev_text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
-            The token ids at the next text time `t + h`, to be used as the next model input (or, after the final step,
-            the generated text).
-        pred_original_text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
-            The argmax of the logits, i.e. the model's current guess of the clean text.
-    """
-
-    prev_text_ids: torch.LongTensor
-    pred_original_text_ids: torch.LongTensor
+def shifted_sigmas(sigmas, shift: float):
+    """The timestep shift `s' = shift * s / (1 + (shift - 1) * s)` of the video sigmas (NumPy arrays or tensors, in
+    their own dtype): the one place the formula is written."""
+    return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _as_float_tensor(value: float | torch.Tensor) -> torch.Tensor:
-    """Turns a python number into a float32 tensor and leaves floating tensors as they are (ints go to float32)."""
-    if isinstance(value, torch.Tensor):
-        return value if torch.is_floating_point(value) else value.to(torch.float32)
-    return torch.tensor(value, dtype=torch.float32)
-
-
-def _rand_device(generator: torch.Generator | None, device: str | torch.device | None) -> torch.device:
-    """Device to draw random numbers on: the generator's (it must match), else `device`, else the CPU."""
-    if generator is not None:
-        return generator.device
-    return torch.device(device) if device is not None else torch.device("cpu")
-
-
-class UniFlowScheduler(SchedulerMixin, ConfigMixin):
+class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
     """
     Unified flow-matching scheduler for Uni-ViGU: continuous flow matching (Euler) for Wan video latents and discrete
     flow matching on a mixture path for text tokens.
@@ -155,9 +121,9 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
         mask_token_id: int | None = None,
         text_final_step: str = "argmax",
     ):
-        if not _is_int(num_train_timesteps) or num_train_timesteps <= 0:
+        if not is_int(num_train_timesteps) or num_train_timesteps <= 0:
             raise ValueError(f"num_train_timesteps must be a positive int, got {num_train_timesteps!r}")
-        if not _is_real(shift) or not math.isfinite(shift) or shift <= 0:
+        if not is_real(shift) or not math.isfinite(shift) or shift <= 0:
             raise ValueError(f"shift must be a positive finite float, got {shift!r}")
         if video_sigma_schedule not in VIDEO_SIGMA_SCHEDULES:
             raise ValueError(
@@ -165,11 +131,11 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
             )
         if text_source not in TEXT_SOURCES:
             raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
-        if not _is_real(text_kappa_exponent) or not math.isfinite(text_kappa_exponent) or text_kappa_exponent <= 0:
+        if not is_real(text_kappa_exponent) or not math.isfinite(text_kappa_exponent) or text_kappa_exponent <= 0:
             raise ValueError(f"text_kappa_exponent must be a positive finite float, got {text_kappa_exponent!r}")
-        if text_vocab_size is not None and (not _is_int(text_vocab_size) or text_vocab_size <= 0):
+        if text_vocab_size is not None and (not is_int(text_vocab_size) or text_vocab_size <= 0):
             raise ValueError(f"text_vocab_size must be a positive int or None, got {text_vocab_size!r}")
-        if mask_token_id is not None and (not _is_int(mask_token_id) or mask_token_id < 0):
+        if mask_token_id is not None and (not is_int(mask_token_id) or mask_token_id < 0):
             raise ValueError(f"mask_token_id must be a non-negative int or None, got {mask_token_id!r}")
         if text_source == "mask" and mask_token_id is None:
             raise ValueError("mask_token_id must be set when text_source is 'mask', got None")
@@ -180,8 +146,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
         # the sigma_max / sigma_min that set_timesteps interpolates between).
         timesteps = np.linspace(1, num_train_timesteps, num_train_timesteps, dtype=np.float32)[::-1].copy()
         timesteps = torch.from_numpy(timesteps).to(dtype=torch.float32)
-        sigmas = timesteps / num_train_timesteps
-        sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+        sigmas = shifted_sigmas(timesteps / num_train_timesteps, shift)
 
         self.timesteps = sigmas * num_train_timesteps
         self.sigmas = sigmas.to("cpu")
@@ -239,7 +204,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
             shift (`float`):
                 The new (positive) shift value.
         """
-        if not _is_real(shift) or not math.isfinite(shift) or shift <= 0:
+        if not is_real(shift) or not math.isfinite(shift) or shift <= 0:
             raise ValueError(f"shift must be a positive finite float, got {shift!r}")
         self._shift = shift
 
@@ -250,19 +215,20 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
     # Time maps
     # ------------------------------------------------------------------------------------------------------------
 
-    def shift_sigmas(self, sigmas: float | torch.Tensor) -> torch.Tensor:
+    def shift_sigmas(self, sigmas: float | torch.Tensor, shift: float | None = None) -> torch.Tensor:
         """
         Applies the timestep shift `s' = shift * s / (1 + (shift - 1) * s)`.
 
         Args:
             sigmas (`float` or `torch.Tensor`):
                 Unshifted sigmas in `[0, 1]`.
+            shift (`float`, *optional*):
+                The shift; `None` uses the scheduler's (`self.shift`).
 
         Returns:
             `torch.Tensor`: The shifted sigmas (same dtype as a floating input, float32 otherwise).
         """
-        sigmas = _as_float_tensor(sigmas)
-        return self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
+        return shifted_sigmas(as_float_tensor(sigmas), self.shift if shift is None else shift)
 
     def sigma_to_timestep(self, sigmas: float | torch.Tensor) -> torch.Tensor:
         """
@@ -275,7 +241,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
         Returns:
             `torch.Tensor`: The timesteps in `[0, num_train_timesteps]`.
         """
-        return _as_float_tensor(sigmas) * self.config.num_train_timesteps
+        return as_float_tensor(sigmas) * self.config.num_train_timesteps
 
     def timestep_to_sigma(self, timesteps: float | torch.Tensor) -> torch.Tensor:
         """
@@ -288,7 +254,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
         Returns:
             `torch.Tensor`: The sigmas in `[0, 1]`.
         """
-        return _as_float_tensor(timesteps) / self.config.num_train_timesteps
+        return as_float_tensor(timesteps) / self.config.num_train_timesteps
 
     def text_time_to_timestep(self, text_time: float | torch.Tensor) -> torch.Tensor:
         """
@@ -319,34 +285,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
         Returns:
             `torch.Tensor`: The text time(s) in `[0, 1]`.
         """
-        return 1.0 - _as_float_tensor(timestep) / self.config.num_train_timesteps
-
-    def kappa(self, t: float | torch.Tensor) -> torch.Tensor:
-        """
-        Mixture schedule `kappa(t) = t**n` (probability that a token is clean at text time `t`).
-
-        Args:
-            t (`float` or `torch.Tensor`):
-                Text time(s) in `[0, 1]`.
-
-        Returns:
-            `torch.Tensor`: `kappa(t)`.
-        """
-        return _as_float_tensor(t) ** self.config.text_kappa_exponent
-
-    def kappa_derivative(self, t: float | torch.Tensor) -> torch.Tensor:
-        """
-        Time derivative of the mixture schedule, `kappa'(t) = n * t**(n - 1)`.
-
-        Args:
-            t (`float` or `torch.Tensor`):
-                Text time(s) in `[0, 1]`.
-
-        Returns:
-            `torch.Tensor`: `kappa'(t)` (infinite at `t = 0` when `n < 1`).
-        """
-        n = self.config.text_kappa_exponent
-        return n * _as_float_tensor(t) ** (n - 1)
+        return 1.0 - as_float_tensor(timestep) / self.config.num_train_timesteps
 
     # ------------------------------------------------------------------------------------------------------------
     # Video: inference
@@ -374,7 +313,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
             `timesteps` (float32, length `N`, Wan scale), `sigmas` (float32, length `N + 1`, terminal 0.0) and
             `text_times` (length `N + 1`, from 0 to 1; float64 except on MPS). Resets the step indices.
         """
-        if not _is_int(num_inference_steps) or num_inference_steps <= 0:
+        if not is_int(num_inference_steps) or num_inference_steps <= 0:
             raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
         if text_time_schedule not in TEXT_TIME_SCHEDULES:
             raise ValueError(f"text_time_schedule must be one of {TEXT_TIME_SCHEDULES}, got {text_time_schedule!r}")
@@ -386,13 +325,11 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
             timesteps = np.linspace(
                 self.sigma_max * num_train_timesteps, self.sigma_min * num_train_timesteps, num_inference_steps
             )
-            sigmas = timesteps / num_train_timesteps
-            sigmas = self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
+            sigmas = shifted_sigmas(timesteps / num_train_timesteps, self.shift)
             sigmas = torch.from_numpy(sigmas).to(dtype=torch.float32, device=device)
         else:
             # DiffSynth FlowMatchScheduler(sigma_min=0, extra_one_step=True), as in the released Uni-ViGU inference.
-            sigmas = torch.linspace(1.0, 0.0, num_inference_steps + 1)[:-1]
-            sigmas = self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
+            sigmas = shifted_sigmas(torch.linspace(1.0, 0.0, num_inference_steps + 1)[:-1], self.shift)
             sigmas = sigmas.to(dtype=torch.float32, device=device)
         timesteps = sigmas * num_train_timesteps
         sigmas = torch.cat([sigmas, torch.zeros(1, device=sigmas.device)])
@@ -611,6 +548,7 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
         mode: str = "shifted_uniform",
         logit_mean: float = 0.0,
         logit_std: float = 1.0,
+        shift: float | None = None,
     ) -> torch.Tensor:
         """
         Draws training noise levels for the video stream.
@@ -629,298 +567,28 @@ class UniFlowScheduler(SchedulerMixin, ConfigMixin):
                 Mean of the normal for `"logit_normal"`.
             logit_std (`float`, defaults to 1.0):
                 Standard deviation of the normal for `"logit_normal"`.
+            shift (`float`, *optional*):
+                Shift of the shifted modes; `None` uses the scheduler's (`self.shift`).
 
         Returns:
             `torch.FloatTensor`: float32 sigmas of shape `(batch_size,)` in `[0, 1]`; use
             [`~UniFlowScheduler.sigma_to_timestep`] for the model timesteps.
         """
-        if not _is_int(batch_size) or batch_size <= 0:
+        if not is_int(batch_size) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if mode not in VIDEO_SIGMA_SAMPLING_MODES:
             raise ValueError(f"mode must be one of {VIDEO_SIGMA_SAMPLING_MODES}, got {mode!r}")
-        if mode == "logit_normal" and (not _is_real(logit_std) or not logit_std > 0):
+        if mode == "logit_normal" and (not is_real(logit_std) or not logit_std > 0):
             raise ValueError(f"logit_std must be a positive float, got {logit_std!r}")
-        rand_device = _rand_device(generator, device)
+        rand_device = random_device(generator, device)
         out_device = torch.device(device) if device is not None else rand_device
         if mode == "logit_normal":
             normal = torch.randn(batch_size, generator=generator, device=rand_device, dtype=torch.float32)
             sigmas = torch.sigmoid(normal * logit_std + logit_mean)
         else:
             sigmas = torch.rand(batch_size, generator=generator, device=rand_device, dtype=torch.float32)
+        if shift is not None and (not is_real(shift) or not math.isfinite(shift) or shift <= 0):
+            raise ValueError(f"shift must be None or a positive finite float, got {shift!r}")
         if mode != "uniform":
-            sigmas = self.shift_sigmas(sigmas)
+            sigmas = self.shift_sigmas(sigmas, shift)
         return sigmas.to(out_device)
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Text
-    # ------------------------------------------------------------------------------------------------------------
-
-    def sample_text_source(
-        self,
-        shape: tuple[int, ...] | torch.Size,
-        generator: torch.Generator | None = None,
-        device: str | torch.device | None = None,
-    ) -> torch.LongTensor:
-        """
-        Draws source (pure-noise, `t = 0`) text tokens.
-
-        Args:
-            shape (`tuple[int, ...]`):
-                Shape of the token tensor, e.g. `(batch_size, sequence_length)`.
-            generator (`torch.Generator`, *optional*):
-                Source of randomness for the uniform source (draws happen on its device, then move to `device`).
-            device (`str` or `torch.device`, *optional*):
-                Output device (defaults to the generator's device, else CPU).
-
-        Returns:
-            `torch.LongTensor`: Uniform random ids in `[0, text_vocab_size)` (`text_source="uniform"`) or a tensor
-            filled with `mask_token_id` (`text_source="mask"`).
-        """
-        shape = tuple(shape)
-        rand_device = _rand_device(generator, device)
-        out_device = torch.device(device) if device is not None else rand_device
-        if self.config.text_source == "mask":
-            if self.config.mask_token_id is None:
-                raise ValueError("mask_token_id must be set to draw mask source tokens, got None")
-            return torch.full(shape, self.config.mask_token_id, dtype=torch.long, device=out_device)
-        if self.config.text_vocab_size is None:
-            raise ValueError(
-                "text_vocab_size must be set in the scheduler config to draw uniform source tokens, got None"
-            )
-        ids = torch.randint(
-            0, self.config.text_vocab_size, shape, generator=generator, device=rand_device, dtype=torch.long
-        )
-        return ids.to(out_device)
-
-    def _validate_text_time(
-        self, text_time: float | torch.Tensor, batch_size: int, device: torch.device, name: str = "text_time"
-    ) -> torch.Tensor:
-        """Returns the text time(s) as a float64 tensor of shape [batch_size] on `device` after validation."""
-        if isinstance(text_time, torch.Tensor):
-            if text_time.dtype == torch.bool or torch.is_complex(text_time):
-                raise TypeError(f"{name} must be a float or a real tensor, got dtype {text_time.dtype}")
-        elif not _is_real(text_time):
-            raise TypeError(f"{name} must be a float or a tensor, got {type(text_time).__name__}")
-        dtype = torch.float32 if device.type == "mps" else torch.float64
-        t = torch.as_tensor(text_time).to(device=device, dtype=dtype)
-        if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != batch_size):
-            raise ValueError(
-                f"{name} must be a float, a 0-d tensor or a 1-D tensor of length batch_size={batch_size}, "
-                f"got shape {tuple(t.shape)}"
-            )
-        if bool(((t < 0) | (t > 1) | torch.isnan(t)).any()):
-            raise ValueError(f"{name} must lie in [0, 1], got values in [{t.min().item()}, {t.max().item()}]")
-        return t.expand(batch_size) if t.ndim == 0 else t
-
-    @staticmethod
-    def _validate_text_ids(text_ids: torch.Tensor, name: str = "text_ids") -> None:
-        if not isinstance(text_ids, torch.Tensor):
-            raise TypeError(f"{name} must be an integer torch.Tensor, got {type(text_ids).__name__}")
-        if text_ids.dtype == torch.bool or text_ids.is_floating_point() or text_ids.is_complex():
-            raise TypeError(f"{name} must be an integer (long) tensor, got dtype {text_ids.dtype}")
-        if text_ids.ndim < 1:
-            raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
-
-    def add_noise_text(
-        self,
-        text_ids: torch.LongTensor,
-        text_time: float | torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.LongTensor:
-        """
-        Samples the mixture path `x_t`: each token is independently kept with probability `kappa(t)` and replaced by a
-        source token otherwise.
-
-        Args:
-            text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
-                Clean token ids (any shape with a leading batch dimension works).
-            text_time (`float` or `torch.Tensor`):
-                Text time(s) in `[0, 1]`: a float, a 0-d tensor or a `(batch_size,)` tensor.
-            generator (`torch.Generator`, *optional*):
-                Source of all randomness (source tokens first, then the keep mask). Draws happen on the generator's
-                device and are moved to the device of `text_ids`.
-
-        Returns:
-            `torch.LongTensor`: The noisy ids, same shape and device as `text_ids`. Feed the model
-            [`~UniFlowScheduler.text_time_to_timestep`]`(text_time)` and train the logits with cross-entropy against
-            `text_ids`.
-        """
-        self._validate_text_ids(text_ids)
-        batch_size = text_ids.shape[0]
-        t = self._validate_text_time(text_time, batch_size, text_ids.device)
-        keep_prob = self.kappa(t).reshape([batch_size] + [1] * (text_ids.ndim - 1))
-
-        rand_device = _rand_device(generator, text_ids.device)
-        source = self.sample_text_source(text_ids.shape, generator=generator, device=text_ids.device)
-        u = torch.rand(text_ids.shape, generator=generator, device=rand_device, dtype=keep_prob.dtype)
-        keep = u.to(text_ids.device) < keep_prob
-        return torch.where(keep, text_ids.long(), source)
-
-    def sample_text_times(
-        self,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-        device: str | torch.device | None = None,
-    ) -> torch.Tensor:
-        """
-        Draws training text times `t ~ U[0, 1)`.
-
-        Args:
-            batch_size (`int`):
-                Number of times to draw.
-            generator (`torch.Generator`, *optional*):
-                Source of randomness (draws happen on its device, then move to `device`).
-            device (`str` or `torch.device`, *optional*):
-                Output device (defaults to the generator's device, else CPU).
-
-        Returns:
-            `torch.FloatTensor`: float32 text times of shape `(batch_size,)`.
-        """
-        if not _is_int(batch_size) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        rand_device = _rand_device(generator, device)
-        out_device = torch.device(device) if device is not None else rand_device
-        t = torch.rand(batch_size, generator=generator, device=rand_device, dtype=torch.float32)
-        return t.to(out_device)
-
-    def _next_text_time(self, t: torch.Tensor) -> torch.Tensor:
-        """Next point of `self.text_times` after the grid point nearest to each entry of `t`."""
-        if self.text_times is None:
-            raise ValueError(
-                "next_text_time must be given when `set_timesteps` has not been called (no text_times grid); call "
-                "`scheduler.set_timesteps(num_inference_steps)` first"
-            )
-        grid = self.text_times.to(device=t.device, dtype=t.dtype)
-        distance = (grid[None, :] - t[:, None]).abs()
-        index = distance.argmin(dim=1)
-        off_grid = distance.gather(1, index[:, None]).max().item()
-        if off_grid > 1e-4:
-            logger.warning(
-                f"text_time is {off_grid:.3g} away from the nearest point of `scheduler.text_times`; the next grid "
-                "point after the nearest one is used. Pass `next_text_time` to control the step size."
-            )
-        return grid[(index + 1).clamp(max=grid.shape[0] - 1)]
-
-    def _multinomial(self, probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Draws one category per row of `probs` [..., V] with torch.multinomial on the generator's device."""
-        flat = probs.reshape(-1, probs.shape[-1])
-        if generator is not None and generator.device != flat.device:
-            logger.warning(
-                f"The generator is on {generator.device} while the logits are on {flat.device}; the probabilities are "
-                "moved to the generator's device for sampling, which is slow. Pass a generator on the logits' device."
-            )
-            flat = flat.to(generator.device)
-        draws = torch.multinomial(flat, num_samples=1, replacement=True, generator=generator)
-        return draws.to(probs.device).reshape(probs.shape[:-1])
-
-    def step_text(
-        self,
-        text_logits: torch.Tensor,
-        text_time: float | torch.Tensor,
-        text_ids: torch.LongTensor,
-        generator: torch.Generator | None = None,
-        next_text_time: float | torch.Tensor | None = None,
-        return_dict: bool = True,
-    ) -> UniFlowTextSchedulerOutput | tuple:
-        """
-        One discrete Euler step of the mixture-path flow from text time `t` to `t + h`.
-
-        Each token jumps with probability `min(1, h * kappa'(t) / (1 - kappa(t)))` to a clean-token guess
-        `x1 ~ softmax(text_logits)` (float64), drawn only for the tokens that jump (tokens only ever change to the
-        sampled `x1`). At the final step (`t + h >= 1`) the result is the argmax of the logits
-        (`text_final_step="argmax"`) or the sample `x1` (`"sample"`).
-
-        Args:
-            text_logits (`torch.Tensor` of shape `(batch_size, sequence_length, vocab_size)`):
-                Model logits for the clean tokens.
-            text_time (`float` or `torch.Tensor`):
-                Current text time `t` in `[0, 1]`: a float, a 0-d tensor or a `(batch_size,)` tensor.
-            text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
-                Current tokens `x_t` (ids must be `< vocab_size` of the logits).
-            generator (`torch.Generator`, *optional*):
-                Source of all randomness (the jump mask first, then `x1` where tokens jump).
-            next_text_time (`float` or `torch.Tensor`, *optional*):
-                Target time `t + h` in `[t, 1]`. If `None`, the point of `scheduler.text_times` after the one nearest
-                to `t` (requires [`~UniFlowScheduler.set_timesteps`]).
-            return_dict (`bool`, defaults to `True`):
-                Whether to return a [`UniFlowTextSchedulerOutput`] or a tuple.
-
-        Returns:
-            [`UniFlowTextSchedulerOutput`] or `tuple`: `prev_text_ids` (tokens at `t + h`) and `pred_original_text_ids`
-            (argmax of the logits). If `return_dict` is `False`, the tuple `(prev_text_ids, pred_original_text_ids)`.
-        """
-        if not isinstance(text_logits, torch.Tensor) or not text_logits.is_floating_point():
-            raise TypeError("text_logits must be a floating-point torch.Tensor of shape (batch_size, seq_len, vocab)")
-        if text_logits.ndim != 3:
-            raise ValueError(
-                f"text_logits must have shape (batch_size, sequence_length, vocab_size), got {tuple(text_logits.shape)}"
-            )
-        self._validate_text_ids(text_ids)
-        if tuple(text_ids.shape) != tuple(text_logits.shape[:2]):
-            raise ValueError(
-                f"text_ids must have shape {tuple(text_logits.shape[:2])} to match text_logits "
-                f"{tuple(text_logits.shape)}, got {tuple(text_ids.shape)}"
-            )
-        batch_size, _, vocab_size = text_logits.shape
-        if vocab_size == 0:
-            raise ValueError("text_logits must have a vocabulary dimension of at least 1, got shape (..., 0)")
-        if not all_finite(text_logits):
-            finite = torch.isfinite(text_logits)
-            nan_or_posinf = torch.isnan(text_logits) | torch.isposinf(text_logits)
-            if bool(nan_or_posinf.any()) or not bool(finite.any(dim=-1).all()):
-                raise ValueError(
-                    "text_logits must be finite (or -inf for a token that is ruled out, with at least one finite "
-                    f"value per position); got {int(nan_or_posinf.sum())} NaN/+inf values and "
-                    f"{int((~finite.any(dim=-1)).sum())} positions without a finite logit. The model produced them: "
-                    "float16 activations can overflow (use bfloat16 or float32), or the weights diverged in training."
-                )
-        device = text_logits.device
-        text_ids = text_ids.to(device=device, dtype=torch.long)
-        if text_ids.numel() > 0 and bool(((text_ids < 0) | (text_ids >= vocab_size)).any()):
-            raise ValueError(
-                f"text_ids must lie in [0, vocab_size={vocab_size}) of text_logits, got values in "
-                f"[{text_ids.min().item()}, {text_ids.max().item()}]"
-            )
-        t = self._validate_text_time(text_time, batch_size, device)
-        if next_text_time is None:
-            t_next = self._next_text_time(t)
-        else:
-            t_next = self._validate_text_time(next_text_time, batch_size, device, name="next_text_time")
-            if bool((t_next < t).any()):
-                raise ValueError(
-                    f"next_text_time must be >= text_time, got next_text_time={t_next.tolist()} < text_time={t.tolist()}"
-                )
-
-        pred_original = text_logits.argmax(dim=-1)
-        is_final = t_next >= 1.0 - _TEXT_TIME_EPS
-        all_final = bool(is_final.all())
-
-        if all_final and self.config.text_final_step == "argmax":
-            prev_text_ids = pred_original
-        else:
-            h = t_next - t
-            one_minus_kappa = 1.0 - self.kappa(t)
-            rate = h * self.kappa_derivative(t) / one_minus_kappa.clamp_min(torch.finfo(t.dtype).tiny)
-            # kappa(t) == 1 only at t == 1 (h == 0 there); 0 * inf -> nan means "no move".
-            rate = torch.where(one_minus_kappa > 0, rate, (h > 0).to(t.dtype))
-            jump_prob = torch.nan_to_num(rate, nan=0.0, posinf=1.0).clamp(0.0, 1.0)
-
-            rand_device = _rand_device(generator, device)
-            u = torch.rand(text_ids.shape, generator=generator, device=rand_device, dtype=jump_prob.dtype)
-            jump = u.to(device) < jump_prob[:, None]
-            # x1 is only ever used where a token jumps (or, with "sample", on final rows): drawing it there alone
-            # gives the same distribution as drawing it everywhere, at a fraction of the cost late in sampling.
-            final_rows = is_final[:, None].expand_as(jump)
-            if self.config.text_final_step == "argmax":
-                prev_text_ids = torch.where(final_rows, pred_original, text_ids)
-                draw = jump & ~final_rows
-            else:
-                prev_text_ids = text_ids.clone()
-                draw = jump | final_rows
-            if bool(draw.any()):
-                probs = torch.softmax(text_logits[draw].to(torch.float64), dim=-1)
-                prev_text_ids[draw] = self._multinomial(probs, generator)
-
-        if not return_dict:
-            return (prev_text_ids, pred_original)
-        return UniFlowTextSchedulerOutput(prev_text_ids=prev_text_ids, pred_original_text_ids=pred_original)

@@ -3,12 +3,12 @@
 import datasets
 import evaluate
 
-from univigu_hf.shapes_scoring import ATTRIBUTES, StringEncodedInputsMixin, flatten_scores, score_captions
+from univigu_hf.shapes.scoring import ATTRIBUTES, StringEncodedInputsMixin, flatten_scores, score_captions
 
 
 _DESCRIPTION = """
 Scores video-to-text on the shapes world of `univigu_hf`: each caption is read back with
-`univigu_hf.shapes_scoring.parse_caption` (the world's fixed vocabulary: shape, color, size, direction, background,
+`univigu_hf.shapes.scoring.parse_caption` (the world's fixed vocabulary: shape, color, size, direction, background,
 speed, start position) and compared with the clip's true attributes. An attribute that a caption does not state, or
 states ambiguously, counts as wrong; an attribute that a reference does not state (e.g. the background of a prompt)
 is not scored for that pair.
@@ -26,7 +26,7 @@ Returns:
     attributes) and `num_samples` (`int`).
 
 Examples:
-    >>> metric = evaluate.load(univigu_hf.shapes_scoring.metric_path("shapes_caption_accuracy"))
+    >>> metric = evaluate.load(univigu_hf.shapes.scoring.metric_path("shapes_caption_accuracy"))
     >>> metric.compute(predictions=["a small red circle moving left"], references=["a small red square moving left"])
     {'shape_accuracy': 0.0, 'color_accuracy': 1.0, 'size_accuracy': 1.0, 'direction_accuracy': 1.0, 'mean_accuracy': 0.75, 'num_samples': 1}
 """

@@ -10,57 +10,29 @@ import torch
 import torch.nn as nn
 from diffusers import ModelMixin, WanTransformer3DModel
 from diffusers.models.attention import FeedForward
-from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import (
     WanRotaryPosEmbed,
     WanTimeTextImageEmbedding,
     WanTransformerBlock,
-    _get_qkv_projections,
 )
 from safetensors import SafetensorError
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
+from ..utils.checks import describe_value
+from ..utils.loading import check_state_dict_keys, config_summary, loading_problems, unreadable_weights_error
+from ..utils.saving import atomic_save_pretrained
+from ..utils.torch_utils import diffusers_dtype_kwargs, realign_cpu_tensors
+from .attention_processor import UniViGUAttnProcessor, text_rotary_embedding
 from .configuration_univigu import UniViGUConfig
-from .numerics import all_finite
-from .saving import atomic_save_pretrained
+from .input_checks import check_forward_inputs
 from .video_context import UniViGUVideoContext
+from .wan_growth import detect_wan_subfolder, initial_text_parameters, is_text_parameter
 
 
 logger = logging.get_logger(__name__)
-
-# Parameters a Wan checkpoint does not have: everything else keeps `WanTransformer3DModel`'s name.
-TEXT_PARAMETER_PREFIXES = ("text_embedding.", "text_time_embedding.", "text_scale_shift_table", "text_norm_out.")
-TEXT_PARAMETER_PREFIXES += ("text_proj_out.",)
-_TEXT_FFN_INFIX = ".text_ffn."
-
-
-def diffusers_dtype_kwargs(dtype: torch.dtype | None) -> dict:
-    """The dtype argument of diffusers' `from_pretrained`: `dtype` where supported (0.42+), else `torch_dtype`."""
-    if dtype is None:
-        return {}
-    from diffusers.utils import deprecation_utils
-
-    return {"dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype": dtype}
-
-
-def realign_cpu_tensors(module: nn.Module) -> nn.Module:
-    """
-    Copies CPU parameters/buffers whose memory is not 64-byte aligned (safetensors mmaps tensors at arbitrary
-    offsets). Unaligned inputs make CPU kernels take another vectorisation path and drift by ~1e-7, so without this
-    a save/load round trip would not reproduce outputs bit for bit.
-    """
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        if tensor.device.type == "cpu" and tensor.numel() and tensor.data_ptr() % 64:
-            tensor.data = tensor.data.clone()
-    return module
-
-
-def is_text_parameter(name: str) -> bool:
-    """Whether a state-dict key belongs to the text branch added on top of Wan (the rest is Wan's video path)."""
-    return name.startswith(TEXT_PARAMETER_PREFIXES) or _TEXT_FFN_INFIX in name
 
 
 @dataclass
@@ -80,131 +52,6 @@ class UniViGUModelOutput(ModelOutput):
     video_velocity: torch.Tensor | None = None
     text_logits: torch.Tensor | None = None
     video_context: UniViGUVideoContext | None = None
-
-
-def _apply_wan_rotary_emb(hidden_states: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor):
-    # Wan's interleaved 3-D RoPE, written exactly as diffusers' `WanAttnProcessor` does (bit-exact video path).
-    x1, x2 = hidden_states.unflatten(-1, (-1, 2)).unbind(-1)
-    cos = freqs_cos[..., 0::2]
-    sin = freqs_sin[..., 1::2]
-    out = torch.empty_like(hidden_states)
-    out[..., 0::2] = x1 * cos - x2 * sin
-    out[..., 1::2] = x1 * sin + x2 * cos
-    return out.type_as(hidden_states)
-
-
-def _apply_text_rotary_emb(hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-    # Rotate-half 1-D RoPE over the whole head, in fp32, as the official Uni-ViGU text stream.
-    x = hidden_states.float()
-    x1, x2 = x.chunk(2, dim=-1)
-    rotated = torch.cat((-x2, x1), dim=-1)
-    return (x * cos + rotated * sin).to(hidden_states.dtype)
-
-
-def text_rotary_embedding(
-    text_length: int, head_dim: int, theta: float, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """
-    Rotate-half 1-D rotary tables for text positions `0..text_length-1`.
-
-    Returns:
-        `tuple[torch.Tensor, torch.Tensor]`: fp32 `cos` and `sin` of shape `(1, text_length, 1, head_dim)`.
-    """
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
-    positions = torch.arange(text_length, device=device, dtype=torch.float32)
-    freqs = torch.outer(positions, inv_freq)
-    emb = torch.cat((freqs, freqs), dim=-1)[None, :, None, :]
-    return emb.cos(), emb.sin()
-
-
-class UniViGUAttnProcessor:
-    """
-    Joint self-attention over `[video; text]` tokens for `WanAttention` (the block's `attn1`).
-
-    Video tokens get Wan's 3-D RoPE and text tokens the 1-D rotate-half RoPE; a key-padding mask hides padded
-    caption tokens. With `video_attends_text=False` video queries attend to video keys only, so the video path is
-    exactly Wan's. Attention runs through diffusers' `dispatch_attention_fn`, so `set_attention_backend` applies.
-
-    For captioning with a video context cache, `return_video_key_value=True` also returns the video keys (normed,
-    rotated) and values, and `video_key_value` runs text tokens alone against such cached video keys/values.
-    `key_value_buffers` (no autograd) does the same with `(batch, video + text tokens, heads, head_dim)` buffers whose
-    video rows hold the cache: the text keys/values are written into their last rows instead of concatenated.
-    """
-
-    _attention_backend = None
-    _parallel_config = None
-
-    def __call__(
-        self,
-        attn,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
-        text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
-        num_video_tokens: int | None = None,
-        video_attends_text: bool = True,
-        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
-        return_video_key_value: bool = False,
-        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        if encoder_hidden_states is not None:
-            raise ValueError("UniViGUAttnProcessor is a self-attention processor; encoder_hidden_states must be None")
-        num_tokens = hidden_states.shape[1]
-        num_video = num_tokens if num_video_tokens is None else num_video_tokens
-
-        query, key, value = _get_qkv_projections(attn, hidden_states, None)
-        query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
-        key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
-        value = value.unflatten(2, (attn.heads, -1))
-
-        if num_video == num_tokens:
-            if rotary_emb is not None:
-                query = _apply_wan_rotary_emb(query, *rotary_emb)
-                key = _apply_wan_rotary_emb(key, *rotary_emb)
-        else:
-            query_video, query_text = query[:, :num_video], query[:, num_video:]
-            key_video, key_text = key[:, :num_video], key[:, num_video:]
-            if rotary_emb is not None and num_video > 0:
-                query_video = _apply_wan_rotary_emb(query_video, *rotary_emb)
-                key_video = _apply_wan_rotary_emb(key_video, *rotary_emb)
-            if text_rotary_emb is not None:
-                query_text = _apply_text_rotary_emb(query_text, *text_rotary_emb)
-                key_text = _apply_text_rotary_emb(key_text, *text_rotary_emb)
-            query = torch.cat([query_video, query_text], dim=1)
-            key = torch.cat([key_video, key_text], dim=1)
-
-        def attend(q, k, v, mask):
-            return dispatch_attention_fn(
-                q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
-            )
-
-        video_key_value_out = (key[:, :num_video], value[:, :num_video]) if return_video_key_value else None
-        if key_value_buffers is not None:
-            # As below, without concatenating: the buffers hold the cached video rows, the text rows are written in.
-            key_buffer, value_buffer = key_value_buffers
-            key_buffer[:, -num_tokens:] = key
-            value_buffer[:, -num_tokens:] = value
-            hidden_states = attend(query, key_buffer, value_buffer, attention_mask)
-        elif video_key_value is not None:
-            # Text tokens only, against cached video keys/values: the text rows of the two-call path below.
-            key = torch.cat([video_key_value[0], key], dim=1)
-            value = torch.cat([video_key_value[1], value], dim=1)
-            hidden_states = attend(query, key, value, attention_mask)
-        elif video_attends_text or num_video in (0, num_tokens):
-            hidden_states = attend(query, key, value, attention_mask)
-        else:
-            # Video queries see video keys only (exactly Wan); text queries see everything that is not padding.
-            video_out = attend(query[:, :num_video], key[:, :num_video], value[:, :num_video], None)
-            text_out = attend(query[:, num_video:], key, value, attention_mask)
-            hidden_states = torch.cat([video_out, text_out], dim=1)
-
-        hidden_states = hidden_states.flatten(2, 3).type_as(query)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if return_video_key_value:
-            return hidden_states, video_key_value_out
-        return hidden_states
 
 
 class UniViGUTextTimeEmbedding(nn.Module):
@@ -382,10 +229,10 @@ class UniViGUPreTrainedModel(PreTrainedModel):
             )
         except (SafetensorError, pickle.UnpicklingError) as error:
             raise unreadable_weights_error(source, error) from error
-        problems = _loading_problems(info, ignore_mismatched_sizes)
+        problems = loading_problems(info, ignore_mismatched_sizes)
         if problems:
             raise ValueError(
-                f"The weights in {source!r} do not match its config.json ({cls.__name__}: {_config_summary(model)}): "
+                f"The weights in {source!r} do not match its config.json ({cls.__name__}: {config_summary(model)}): "
                 + "; ".join(problems)
                 + ". The config and the weights come from different models, or the download is incomplete: re-save "
                 "or re-download the folder (a Wan checkpoint loads with UniViGUModel.from_wan; "
@@ -397,7 +244,7 @@ class UniViGUPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """
         `PreTrainedModel.save_pretrained` (same files and arguments, `push_to_hub` included), made atomic: the folder
-        is written into a staging folder and then moved into place (see [`univigu_hf.saving`]), so an interrupted save
+        is written into a staging folder and then moved into place (see [`univigu_hf.utils.saving`]), so an interrupted save
         leaves the previous complete save or none. Ranks that write nothing in distributed saves call it directly.
         """
         is_main_process = kwargs.get("is_main_process", args[0] if args else True)
@@ -523,7 +370,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
         Returns:
             `huggingface_hub.CommitInfo` (a `str`: the commit URL).
         """
-        from .hub import push_to_hub
+        from ..hub import push_to_hub
 
         return push_to_hub(
             self,
@@ -561,106 +408,6 @@ class UniViGUModel(UniViGUPreTrainedModel):
     # ----------------------------------------------------------------------------------------------------------------
     # Forward
     # ----------------------------------------------------------------------------------------------------------------
-    def _check_inputs(
-        self,
-        video_latents,
-        text_ids,
-        video_timestep,
-        text_timestep,
-        encoder_hidden_states,
-        text_attention_mask,
-        video_context=None,
-    ) -> int:
-        config = self.config
-        if video_latents is None and text_ids is None:
-            raise ValueError("UniViGUModel.forward needs video_latents, text_ids or both; got neither")
-        batch_sizes = {}
-        if video_latents is not None:
-            if not isinstance(video_latents, torch.Tensor) or not video_latents.is_floating_point():
-                raise TypeError(f"video_latents must be a floating-point torch.Tensor, got {_describe(video_latents)}")
-            if video_latents.ndim != 5:
-                raise ValueError(
-                    "video_latents must have shape (batch, channels, frames, height, width), got "
-                    f"{tuple(video_latents.shape)} (rank {video_latents.ndim})"
-                )
-            if video_latents.shape[1] != config.in_channels:
-                raise ValueError(
-                    f"video_latents must have in_channels={config.in_channels} channels (dim 1), got shape "
-                    f"{tuple(video_latents.shape)}"
-                )
-            for axis, size, patch in zip(("frames", "height", "width"), video_latents.shape[2:], config.patch_size):
-                if size % patch or size == 0:
-                    raise ValueError(
-                        f"video_latents {axis} ({size}) must be a positive multiple of the patch size {patch} "
-                        f"(patch_size={tuple(config.patch_size)}); got shape {tuple(video_latents.shape)}"
-                    )
-                if size // patch > config.rope_max_seq_len:
-                    raise ValueError(
-                        f"video_latents {axis} ({size}, {size // patch} patches) exceeds rope_max_seq_len="
-                        f"{config.rope_max_seq_len} positions of the video RoPE; got shape {tuple(video_latents.shape)}"
-                    )
-            _check_finite("video_latents", video_latents)
-            batch_sizes["video_latents"] = video_latents.shape[0]
-            _check_timestep("video_timestep", video_timestep, video_latents.shape[0])
-        elif video_timestep is not None:
-            raise ValueError("video_timestep was given without video_latents")
-        if text_ids is not None:
-            if not isinstance(text_ids, torch.Tensor) or text_ids.is_floating_point() or text_ids.is_complex():
-                raise TypeError(f"text_ids must be an integer torch.Tensor of token ids, got {_describe(text_ids)}")
-            if text_ids.ndim != 2 or text_ids.shape[1] == 0:
-                raise ValueError(
-                    f"text_ids must have shape (batch, text_length) with text_length >= 1, got {tuple(text_ids.shape)}"
-                )
-            if not torch.compiler.is_compiling():
-                low, high = int(text_ids.min()), int(text_ids.max())
-                if low < 0 or high >= config.text_vocab_size:
-                    bad = low if low < 0 else high
-                    raise ValueError(
-                        f"text_ids must be token ids in [0, text_vocab_size={config.text_vocab_size}), found {bad}"
-                    )
-            batch_sizes["text_ids"] = text_ids.shape[0]
-            _check_timestep("text_timestep", text_timestep, text_ids.shape[0])
-            if text_attention_mask is not None:
-                if not isinstance(text_attention_mask, torch.Tensor):
-                    raise TypeError(
-                        f"text_attention_mask must be a torch.Tensor of 0/1 or bool, got {_describe(text_attention_mask)}"
-                    )
-                if tuple(text_attention_mask.shape) != tuple(text_ids.shape):
-                    raise ValueError(
-                        f"text_attention_mask must have the shape of text_ids {tuple(text_ids.shape)}, got "
-                        f"{tuple(text_attention_mask.shape)}"
-                    )
-                if video_latents is None and video_context is None and not torch.compiler.is_compiling():
-                    if not bool(text_attention_mask.bool().any(dim=1).all()):
-                        raise ValueError(
-                            "text_attention_mask masks every text token of a sample and there are no video tokens: "
-                            "each sample needs at least one token to attend to"
-                        )
-        else:
-            if text_timestep is not None:
-                raise ValueError("text_timestep was given without text_ids")
-            if text_attention_mask is not None:
-                raise ValueError("text_attention_mask was given without text_ids")
-        if len(set(batch_sizes.values())) > 1:
-            raise ValueError(f"video_latents and text_ids must have the same batch size, got {batch_sizes}")
-        batch_size = next(iter(batch_sizes.values()))
-        if encoder_hidden_states is not None:
-            if not isinstance(encoder_hidden_states, torch.Tensor) or not encoder_hidden_states.is_floating_point():
-                raise TypeError(
-                    f"encoder_hidden_states must be a floating-point torch.Tensor, got {_describe(encoder_hidden_states)}"
-                )
-            if (
-                encoder_hidden_states.ndim != 3
-                or encoder_hidden_states.shape[0] != batch_size
-                or encoder_hidden_states.shape[2] != config.text_dim
-            ):
-                raise ValueError(
-                    f"encoder_hidden_states must have shape (batch={batch_size}, sequence, text_dim={config.text_dim}), "
-                    f"got {tuple(encoder_hidden_states.shape)}"
-                )
-            _check_finite("encoder_hidden_states", encoder_hidden_states)
-        return batch_size
-
     def forward(
         self,
         video_latents: torch.Tensor | None = None,
@@ -704,7 +451,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
             [`UniViGUModelOutput`] or `tuple`: `(video_velocity, text_logits)`, `None` for an absent modality, plus
             `video_context` with `return_video_context=True`.
         """
-        batch_size = self._check_inputs(
+        batch_size = check_forward_inputs(
+            self.config,
             video_latents,
             text_ids,
             video_timestep,
@@ -712,9 +460,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
             encoder_hidden_states,
             text_attention_mask,
             video_context,
-        )
-        self._check_video_context(
-            video_context, return_video_context, video_latents, encoder_hidden_states, batch_size
+            return_video_context,
         )
         config = self.config
         if encoder_hidden_states is None and video_context is None:
@@ -814,30 +560,6 @@ class UniViGUModel(UniViGUPreTrainedModel):
             return (video_velocity, text_logits) + ((new_context,) if return_video_context else ())
         return UniViGUModelOutput(video_velocity=video_velocity, text_logits=text_logits, video_context=new_context)
 
-    def _check_video_context(
-        self, video_context, return_video_context, video_latents, encoder_hidden_states, batch_size
-    ) -> None:
-        if return_video_context and video_latents is None:
-            raise ValueError("return_video_context=True needs video_latents (the context holds their keys/values)")
-        if video_context is None:
-            return
-        if not isinstance(video_context, UniViGUVideoContext):
-            raise TypeError(
-                "video_context must be a UniViGUVideoContext (from return_video_context=True), got "
-                f"{_describe(video_context)}"
-            )
-        for name, value in (("video_latents", video_latents), ("encoder_hidden_states", encoder_hidden_states)):
-            if value is not None:
-                raise ValueError(
-                    f"{name} must be None with video_context: the context stands in for the video and holds the "
-                    "prompt condition it was computed with"
-                )
-        if video_context.num_layers != self.config.num_layers or video_context.batch_size != batch_size:
-            raise ValueError(
-                f"video_context holds {video_context.num_layers} layers for batch size {video_context.batch_size}; "
-                f"this model has num_layers={self.config.num_layers} and text_ids has batch size {batch_size}"
-            )
-
     def _video_head(self, hidden_states: torch.Tensor, temb: torch.Tensor, post_patch_shape: tuple) -> torch.Tensor:
         # Wan's output norm, projection and unpatchify.
         shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
@@ -904,7 +626,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
             loading_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
             loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
             if subfolder is None:
-                subfolder = _detect_wan_subfolder(os.fspath(wan), loading_kwargs)
+                subfolder = detect_wan_subfolder(os.fspath(wan), loading_kwargs)
             loading_kwargs.update(diffusers_dtype_kwargs(torch_dtype))
             wan_model = WanTransformer3DModel.from_pretrained(wan, subfolder=subfolder, **loading_kwargs)
             state_dict = wan_model.state_dict()
@@ -917,7 +639,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
         else:
             raise TypeError(
                 "wan must be a diffusers WanTransformer3DModel or the path/repo id of a diffusers Wan checkpoint, "
-                f"got {_describe(wan)}"
+                f"got {describe_value(wan)}"
             )
         config = UniViGUConfig.from_wan_config(
             wan_config, text_vocab_size=text_vocab_size, text_ffn_dim=text_ffn_dim, **config_overrides
@@ -949,9 +671,9 @@ class UniViGUModel(UniViGUPreTrainedModel):
         with torch.device("meta"):
             model = cls(config)
         expected_wan = {k for k in model.state_dict() if not is_text_parameter(k)}
-        _check_keys("The Wan state dict", expected_wan, wan_state_dict)
+        check_state_dict_keys("The Wan state dict", expected_wan, wan_state_dict)
         state_dict = {k: (v if share else v.detach().clone()) for k, v in wan_state_dict.items()}
-        state_dict.update(_initial_text_parameters(config, state_dict))
+        state_dict.update(initial_text_parameters(config, state_dict))
         return cls._from_full_state_dict(config, state_dict, meta_model=model)
 
     @classmethod
@@ -963,7 +685,7 @@ class UniViGUModel(UniViGUPreTrainedModel):
             with torch.device("meta"):
                 meta_model = cls(config)
         model = meta_model
-        _check_keys("The state dict", set(model.state_dict()), state_dict)
+        check_state_dict_keys("The state dict", set(model.state_dict()), state_dict)
         model.load_state_dict(state_dict, strict=True, assign=True)
         # Non-persistent buffers (the video RoPE tables) are still on meta.
         device = state_dict["patch_embedding.weight"].device
@@ -973,196 +695,9 @@ class UniViGUModel(UniViGUPreTrainedModel):
         return model
 
 
-def find_unreadable_weights(folder: str | None) -> tuple[str, Exception] | None:
-    """
-    The first weights file under a local `folder` that cannot be read safely, with the error reading it raised:
-    a safetensors file whose header does not parse or does not cover the file (truncated, corrupted), or a pickled
-    `*model*.bin` that `torch.load(weights_only=True)` refuses. `None` if every file reads (or `folder` is not local).
-    """
-    if not folder or not os.path.isdir(folder):
-        return None
-    from safetensors import safe_open
-
-    for root, subfolders, names in os.walk(folder):
-        # Only model folders: not checkpoints, staging folders or other hidden folders a training run leaves.
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "checkpoint-", "tmp-checkpoint-")))
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            try:
-                if name.endswith(".safetensors"):
-                    with safe_open(path, framework="pt"):
-                        pass
-                elif name.endswith(".bin") and "model" in name:  # pytorch_model*.bin, diffusion_pytorch_model*.bin
-                    torch.load(path, map_location="meta", weights_only=True, mmap=True)
-            except Exception as error:  # noqa: BLE001 - any failure names the file
-                return path, error
-    return None
-
-
-def unreadable_weights_error(source: str | None, error: BaseException) -> OSError:
-    """
-    The error raised for weights that cannot be read safely: a truncated or corrupted file, or a pickle that is not
-    weights-only. Names the offending file when `source` is a local folder.
-    """
-    found = find_unreadable_weights(source)
-    if found is not None:
-        where, error = f"the weights file {found[0]!r}", found[1]
-    else:
-        where = f"the weights of {source!r}"
-    if isinstance(error, pickle.UnpicklingError):
-        return OSError(
-            f"Refusing to load {where}: it is a pickle that is not weights-only, so unpickling it could run arbitrary "
-            "code. Use safetensors weights (save_pretrained's default), or, in an environment you trust, re-save the "
-            f"tensors alone with torch.save(state_dict, path). (torch: {str(error).strip().splitlines()[0]})"
-        )
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return OSError(
-        f"Cannot load {where}: it is truncated or corrupted ({detail}). Re-download it (from_pretrained(..., "
-        "force_download=True)) or save the model again; a save interrupted half-way is what usually leaves such a "
-        "file (univigu_hf saves are atomic, other tools' may not be)."
-    )
-
-
-def _loading_problems(info: dict, ignore_mismatched_sizes: bool) -> list[str]:
-    def show(keys):
-        keys = sorted(keys)
-        return f"{keys[:4]}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
-
-    problems = []
-    if info.get("missing_keys"):
-        problems.append(f"tensors missing from the checkpoint {show(info['missing_keys'])}")
-    if info.get("unexpected_keys"):
-        problems.append(f"checkpoint tensors the config has no place for {show(info['unexpected_keys'])}")
-    mismatched = info.get("mismatched_keys") or ()
-    if mismatched and not ignore_mismatched_sizes:
-        shown = [f"{key} checkpoint {tuple(ckpt)} vs config {tuple(model)}" for key, ckpt, model in sorted(mismatched)]
-        problems.append(f"differently shaped tensors {shown[:4]}{' ...' if len(shown) > 4 else ''} ({len(shown)})")
-    return problems
-
-
-def _config_summary(model) -> str:
-    config = model.config
-    fields = ("num_layers", "num_attention_heads", "attention_head_dim", "ffn_dim", "text_ffn_dim", "text_vocab_size")
-    return ", ".join(f"{name}={getattr(config, name)}" for name in fields)
-
-
-def _check_keys(what: str, expected: set[str], state_dict: dict) -> None:
-    missing = sorted(expected - set(state_dict))
-    unexpected = sorted(set(state_dict) - expected)
-    if missing or unexpected:
-
-        def show(keys):
-            return f"{keys[:8]}{' ...' if len(keys) > 8 else ''} ({len(keys)})"
-
-        raise ValueError(
-            f"{what} does not match the UniViGU model: missing keys {show(missing)}, unexpected keys {show(unexpected)}"
-        )
-
-
-def _initial_text_parameters(config: UniViGUConfig, wan_state_dict: dict) -> dict:
-    """The text-branch tensors of a model grown from Wan (see `UniViGUModel.from_wan`)."""
-    reference = wan_state_dict["proj_out.weight"]
-    device, dtype = reference.device, reference.dtype
-    dim, vocab = config.hidden_size, config.text_vocab_size
-    text = {
-        "text_embedding.weight": torch.randn(vocab, dim, device=device, dtype=torch.float32).to(dtype),
-        "text_norm_out.weight": torch.ones(dim, device=device, dtype=torch.float32),
-        "text_proj_out.weight": torch.zeros(vocab, dim, device=device, dtype=dtype),
-        "text_proj_out.bias": torch.zeros(vocab, device=device, dtype=dtype),
-        "text_scale_shift_table": wan_state_dict["scale_shift_table"].detach().clone(),
-    }
-    for name in ("time_embedder.linear_1", "time_embedder.linear_2", "time_proj"):
-        for kind in ("weight", "bias"):
-            text[f"text_time_embedding.{name}.{kind}"] = (
-                wan_state_dict[f"condition_embedder.{name}.{kind}"].detach().clone()
-            )
-    for index in range(config.num_layers):
-        text.update(_initial_text_ffn(wan_state_dict, f"blocks.{index}.", config.effective_text_ffn_dim))
-    return text
-
-
-def _initial_text_ffn(wan_state_dict: dict, prefix: str, text_ffn_dim: int) -> dict:
-    w_in = wan_state_dict[f"{prefix}ffn.net.0.proj.weight"]
-    b_in = wan_state_dict[f"{prefix}ffn.net.0.proj.bias"]
-    w_out = wan_state_dict[f"{prefix}ffn.net.2.weight"]
-    b_out = wan_state_dict[f"{prefix}ffn.net.2.bias"]
-    ffn_dim = w_in.shape[0]
-    if text_ffn_dim <= ffn_dim:
-        if text_ffn_dim == ffn_dim:
-            keep = torch.arange(ffn_dim, device=w_in.device)
-        else:
-            importance = w_in.float().norm(dim=1) * w_out.float().norm(dim=0)
-            keep = importance.topk(text_ffn_dim).indices.sort().values
-        w_in, b_in, w_out = w_in[keep], b_in[keep], w_out[:, keep]
-    else:
-        extra = text_ffn_dim - ffn_dim
-        new_in = nn.Linear(w_in.shape[1], extra, device=w_in.device, dtype=torch.float32)
-        w_in = torch.cat([w_in, new_in.weight.detach().to(w_in.dtype)])
-        b_in = torch.cat([b_in, new_in.bias.detach().to(b_in.dtype)])
-        w_out = torch.cat([w_out, w_out.new_zeros(w_out.shape[0], extra)], dim=1)
-    return {
-        f"{prefix}text_ffn.net.0.proj.weight": w_in.detach().clone().contiguous(),
-        f"{prefix}text_ffn.net.0.proj.bias": b_in.detach().clone().contiguous(),
-        f"{prefix}text_ffn.net.2.weight": w_out.detach().clone().contiguous(),
-        f"{prefix}text_ffn.net.2.bias": b_out.detach().clone().contiguous(),
-    }
-
-
-def _detect_wan_subfolder(path: str, loading_kwargs: dict) -> str | None:
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "transformer", "config.json")):
-            return "transformer"
-        if os.path.isfile(os.path.join(path, "config.json")):
-            return None
-        raise ValueError(
-            f"wan={path!r} is a folder without config.json or transformer/config.json; expected a diffusers Wan "
-            "transformer folder or a Wan pipeline folder"
-        )
-    try:
-        WanTransformer3DModel.load_config(path, subfolder="transformer", **loading_kwargs)
-        return "transformer"
-    except OSError:
-        return None
-
-
-def _check_timestep(name: str, timestep, batch_size: int) -> None:
-    if timestep is None:
-        modality = "video_latents" if name == "video_timestep" else "text_ids"
-        raise ValueError(f"{name} is required with {modality} (a tensor of shape (batch,) on the 0..1000 scale)")
-    if isinstance(timestep, (int, float)) and not isinstance(timestep, bool):
-        if not math.isfinite(timestep):
-            raise ValueError(f"{name} must be a finite number on the 0..1000 scale, got {timestep!r}")
-        return
-    if not isinstance(timestep, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch,) or a number, got {_describe(timestep)}")
-    if timestep.is_floating_point():
-        _check_finite(name, timestep)
-    if timestep.numel() not in (1, batch_size) or timestep.ndim > 1:
-        raise ValueError(
-            f"{name} must have shape ({batch_size},) (one timestep per sample) or be a scalar, got "
-            f"{tuple(timestep.shape)}"
-        )
-
-
-def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if torch.compiler.is_compiling() or all_finite(tensor):
-        return
-    bad = int((~torch.isfinite(tensor)).sum())
-    raise ValueError(
-        f"{name} contains {bad} NaN or inf values (of {tensor.numel()}); accepted: finite values. Check what produced "
-        "them (float16 overflow, a diverged model, corrupted data)."
-    )
-
-
 def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.Tensor:
     timestep = torch.as_tensor(timestep, device=device)
     return timestep.reshape(-1).expand(batch_size)
-
-
-def _describe(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"[:120]
 
 
 __all__ = ["UniViGUModel", "UniViGUModelOutput", "UniViGUPreTrainedModel", "UniViGUTransformerBlock"]

@@ -28,7 +28,8 @@ from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
-from .pipeline_univigu import UniViGUPipeline, _to_frame_tensors
+from .univigu import UniViGUPipeline
+from .video_io import to_frame_tensors
 
 
 logger = logging.get_logger(__name__)
@@ -290,7 +291,7 @@ class VideoToTextPipeline(_UniViGUTaskPipeline):
         """
         clips = []
         for video in videos:
-            frames = _to_frame_tensors(video)
+            frames = to_frame_tensors(video)
             if len(frames) != 1:
                 raise ValueError(
                     f"each element of a list of videos must be one video, got a batch of {len(frames)} in one element"

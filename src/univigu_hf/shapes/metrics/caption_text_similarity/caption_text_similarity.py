@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from univigu_hf.shapes_scoring import require_text_similarity, text_similarity
+from univigu_hf.shapes.scoring import require_text_similarity, text_similarity
 
 
 _DESCRIPTION = """
@@ -22,7 +22,7 @@ Returns:
     `bleu` (`float`, 0..100) and `rougeL` (`float`, 0..1).
 
 Examples:
-    >>> metric = evaluate.load(univigu_hf.shapes_scoring.metric_path("caption_text_similarity"))
+    >>> metric = evaluate.load(univigu_hf.shapes.scoring.metric_path("caption_text_similarity"))
     >>> metric.compute(predictions=["a small red circle moving left"], references=["a small red circle moving left"])
     {'bleu': 100.00000000000004, 'rougeL': 1.0}
 """

@@ -9,7 +9,7 @@ from diffusers import AutoencoderKLWan
 from transformers import Trainer
 from transformers.utils import logging
 
-from .loss import step_generator
+from ..training.loss import step_generator
 
 
 logger = logging.get_logger(__name__)

@@ -44,7 +44,7 @@ def _is_instance(value, expected) -> bool:
     return False
 
 
-def _describe(expected) -> str:
+def _describe_expected(expected) -> str:
     options = expected if isinstance(expected, tuple) else (expected,)
     names = {int: "an int", float: "a number", bool: "a bool", None: "None"}
     return " or ".join(names[option] for option in options)
@@ -167,7 +167,9 @@ class UniViGUConfig(PreTrainedConfig):
         for name, expected in _FIELD_TYPES.items():
             value = getattr(self, name)
             if not _is_instance(value, expected):
-                raise TypeError(f"{name} must be {_describe(expected)}, got {value!r} ({type(value).__name__})")
+                raise TypeError(
+                    f"{name} must be {_describe_expected(expected)}, got {value!r} ({type(value).__name__})"
+                )
         if len(self.patch_size) != 3 or any(int(p) < 1 for p in self.patch_size):
             raise ValueError(f"patch_size must be 3 positive integers (frames, height, width), got {self.patch_size}")
         positive = {

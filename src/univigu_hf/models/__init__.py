@@ -1,0 +1,15 @@
+"""The Uni-ViGU transformer (a transformers `PreTrainedModel`) and its configuration."""
+
+from .configuration_univigu import UniViGUConfig
+from .modeling_univigu import UniViGUModel, UniViGUModelOutput, UniViGUPreTrainedModel, UniViGUTransformerBlock
+from .video_context import UniViGUVideoContext
+
+
+__all__ = [
+    "UniViGUConfig",
+    "UniViGUModel",
+    "UniViGUModelOutput",
+    "UniViGUPreTrainedModel",
+    "UniViGUTransformerBlock",
+    "UniViGUVideoContext",
+]

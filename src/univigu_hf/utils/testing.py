@@ -1,0 +1,230 @@
+"""Tiny components for tests, benchmarks and recipes: a tiny Wan/UniViGU transformer, tokenizer, text encoder, VAE,
+pipelines and a video folder, all built locally in a second (nothing is downloaded); and the foundation demo."""
+
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from diffusers.utils import export_to_video
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+from .. import __version__
+from ..models import UniViGUModel
+from ..pipelines import UniViGUPipeline
+from ..schedulers import UniFlowScheduler
+
+
+FOUNDATION_STEPS = 8  # denoising steps per mode of `univigu demo --foundation`
+TEXT_VOCAB_SIZE = 64
+
+
+def tiny_wan_config(**overrides) -> dict:
+    """diffusers' own tiny Wan test configuration."""
+    config = dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        rope_max_seq_len=32,
+    )
+    config.update(overrides)
+    return config
+
+
+def build_tiny_wan(seed: int = 0, **overrides) -> WanTransformer3DModel:
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(**tiny_wan_config(**overrides)).eval()
+
+
+def build_tiny_univigu(seed: int = 0, text_vocab_size: int = TEXT_VOCAB_SIZE, **kwargs) -> UniViGUModel:
+    """A tiny UniViGU grown from a tiny Wan, with a non-zero text head so text outputs are informative."""
+    wan = build_tiny_wan(seed)
+    model = UniViGUModel.from_wan(wan, text_vocab_size=text_vocab_size, **kwargs)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        model.text_proj_out.weight.copy_(torch.randn(model.text_proj_out.weight.shape, generator=generator))
+        model.text_proj_out.bias.copy_(torch.randn(model.text_proj_out.bias.shape, generator=generator))
+    return model
+
+
+def make_inputs(batch_size=2, frames=3, height=4, width=6, text_length=5, seed=0, vocab=TEXT_VOCAB_SIZE):
+    generator = torch.Generator().manual_seed(seed)
+    return dict(
+        video_latents=torch.randn(batch_size, 16, frames, height, width, generator=generator),
+        text_ids=torch.randint(0, vocab, (batch_size, text_length), generator=generator),
+        video_timestep=torch.rand(batch_size, generator=generator) * 1000,
+        text_timestep=torch.rand(batch_size, generator=generator) * 1000,
+        encoder_hidden_states=torch.randn(batch_size, 7, 32, generator=generator),
+    )
+
+
+# ----- tiny pipeline components --------------------------------------------------------------------------------------
+WORDS = (
+    "a the small large red green blue yellow circle square triangle moving left right up down on black gray "
+    "background slowly quickly from top bottom center it starts"
+).split()
+# Tiny video size: multiples of VAE factor 8 x patch 2, 4k+1 frames.
+TINY_VIDEO = {"height": 16, "width": 16, "num_frames": 5}
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A T5-like word-level tokenizer: <pad>=0, </s>=1 appended to every sequence, <unk>=2."""
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
+
+
+def build_tiny_text_encoder(seed: int = 0) -> UMT5EncoderModel:
+    torch.manual_seed(seed)
+    config = UMT5Config(
+        vocab_size=len(WORDS) + 3,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+    )
+    return UMT5EncoderModel(config).eval()
+
+
+def build_tiny_vae(seed: int = 0) -> AutoencoderKLWan:
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    ).eval()
+
+
+def build_tiny_pipelines(seed: int = 0, shift: float = 3.0, **pipeline_kwargs):
+    """A tiny UniViGUPipeline and the diffusers WanPipeline it was grown from (shared VAE/encoder/tokenizer)."""
+    tokenizer = build_tiny_tokenizer()
+    wan = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=build_tiny_text_encoder(seed),
+        vae=build_tiny_vae(seed),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
+        transformer=build_tiny_wan(seed),
+    )
+    defaults = dict(
+        default_height=16,
+        default_width=16,
+        default_num_frames=5,
+        default_num_inference_steps=4,
+        default_guidance_scale=5.0,
+        max_text_length=12,
+    )
+    defaults.update(pipeline_kwargs)
+    unified = UniViGUPipeline.from_wan(wan, **defaults)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # a non-zero text head, so captions are not all the same token
+        head = unified.transformer.text_proj_out
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
+        head.bias.copy_(torch.randn(head.bias.shape, generator=generator))
+    for pipe in (wan, unified):
+        pipe.set_progress_bar_config(disable=True)
+    return unified, wan
+
+
+# ----- tiny video dataset (the `datasets` folder convention) -----------------------------------------------------------
+SHAPE_COLORS = {"red": (1.0, 0.1, 0.1), "green": (0.1, 1.0, 0.1), "blue": (0.1, 0.1, 1.0), "yellow": (1.0, 1.0, 0.1)}
+
+
+def build_tiny_video_folder(root, num_videos: int = 6, num_frames: int = 5, size: int = 16, seed: int = 0) -> str:
+    """Writes `num_videos` mp4 clips of a colored square moving left/right and a `metadata.jsonl` with `file_name`,
+    `prompt` and `caption` columns. Returns the folder."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(root, exist_ok=True)
+    rows = []
+    colors = list(SHAPE_COLORS)
+    for index in range(num_videos):
+        color = colors[index % len(colors)]
+        direction = "left" if index % 2 else "right"
+        frames = np.zeros((num_frames, size, size, 3), dtype=np.float32)
+        for f in range(num_frames):
+            x = (size // 2 + (f - num_frames // 2) * (-2 if direction == "left" else 2)) % (size - 4)
+            y = int(rng.integers(2, size - 6))
+            frames[f, y : y + 4, x : x + 4] = SHAPE_COLORS[color]
+        name = f"clip_{index:03d}.mp4"
+        export_to_video(list(frames), os.path.join(root, name), fps=8, macro_block_size=1)
+        prompt = f"a small {color} square moving {direction}"
+        caption = f"a small {color} square moving {direction} on a black background from the center"
+        rows.append({"file_name": name, "prompt": prompt, "caption": caption})
+    with open(os.path.join(root, "metadata.jsonl"), "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return str(root)
+
+
+def foundation_demo(seed: int = 0, steps: int | None = None, vocab_size: int = 64, text_length: int = 12) -> dict:
+    """
+    `univigu demo --foundation`: grows a unified model out of a tiny, randomly initialised Wan transformer, measures
+    that the video prior is preserved, and runs the unified flow in all three modes with the real scheduler. The
+    weights are random, so the outputs carry no meaning.
+
+    Returns:
+        `dict`: parameter counts, `prior_preservation_max_abs_diff`, the timings and the outputs of each mode.
+    """
+    torch.manual_seed(seed)
+    wan = WanTransformer3DModel(**tiny_wan_config(attention_head_dim=16, ffn_dim=64)).eval()
+    model = UniViGUModel.from_wan(wan, text_vocab_size=vocab_size, max_text_length=text_length)
+    scheduler = UniFlowScheduler(shift=3.0, text_vocab_size=vocab_size)
+    generator = torch.Generator().manual_seed(seed)
+    latents = torch.randn(1, 16, 3, 8, 8, generator=generator)
+    prompt_embeds = torch.randn(1, 8, 32, generator=generator)
+    report = {"univigu_hf": __version__, "wan_parameters": sum(p.numel() for p in wan.parameters())}
+    report["univigu_parameters"] = sum(p.numel() for p in model.parameters())
+
+    with torch.no_grad():
+        timestep = torch.tensor([700.0])
+        expected = wan(latents, timestep, prompt_embeds).sample
+        got = model(video_latents=latents, video_timestep=timestep, encoder_hidden_states=prompt_embeds).video_velocity
+        report["prior_preservation_max_abs_diff"] = float((expected - got).abs().max())
+
+        start = time.perf_counter()
+        steps = steps if steps is not None else FOUNDATION_STEPS
+        scheduler.set_timesteps(steps)
+        video = latents.clone()
+        prompt_ids = torch.randint(0, vocab_size, (1, text_length), generator=generator)
+        for t in scheduler.timesteps:
+            velocity = model(video, prompt_ids, t[None], torch.zeros(1), prompt_embeds).video_velocity
+            video = scheduler.step(velocity, t, video).prev_sample
+        report["text_to_video_seconds"] = round(time.perf_counter() - start, 3)
+
+        start = time.perf_counter()
+        scheduler.set_timesteps(steps, text_time_schedule="uniform")
+        text = scheduler.sample_text_source((1, text_length), generator=generator)
+        for t_text in scheduler.text_times[:-1]:
+            timestep = scheduler.text_time_to_timestep(t_text)[None]
+            logits = model(video, text, torch.zeros(1), timestep).text_logits
+            text = scheduler.step_text(logits, t_text, text, generator=generator).prev_text_ids
+        report["caption_token_ids"] = " ".join(map(str, text[0].tolist()))
+        report["captioning_seconds"] = round(time.perf_counter() - start, 3)
+
+        start = time.perf_counter()
+        scheduler.set_timesteps(steps, text_time_schedule="video")
+        video = torch.randn(1, 16, 3, 8, 8, generator=generator)
+        text = scheduler.sample_text_source((1, text_length), generator=generator)
+        for t, t_text in zip(scheduler.timesteps, scheduler.text_times[:-1]):
+            out = model(video, text, t[None], scheduler.text_time_to_timestep(t_text)[None], prompt_embeds)
+            video = scheduler.step(out.video_velocity, t, video).prev_sample
+            text = scheduler.step_text(out.text_logits, t_text, text, generator=generator).prev_text_ids
+        report["joint_seconds"] = round(time.perf_counter() - start, 3)
+        report["joint_video_latent_std"] = round(float(video.std()), 4)
+
+    return report
