@@ -1,3 +1,4 @@
+import inspect
 import json
 import os
 import shutil
@@ -70,6 +71,11 @@ def test_from_wan_path(tmp_path, tiny_pipelines):
         UniViGUPipeline.from_wan(3)
 
 
+def task_method(pipe, task: str):
+    """The pipeline method of a task name: `"t2v"` the call, `"v2t"` `caption`, `"joint"` `generate_joint`."""
+    return {"t2v": pipe, "v2t": pipe.caption, "joint": pipe.generate_joint}[task]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Determinism
 # ---------------------------------------------------------------------------------------------------------------------
@@ -77,9 +83,10 @@ def test_each_mode_is_deterministic_and_seed_dependent(tiny_pipe):
     video = tiny_pipe.generate_video(PROMPTS[0], generator=seeded(1)).frames
     for run in ("t2v", "joint", "v2t"):
         kwargs = {"video": video} if run == "v2t" else {"prompt": PROMPTS[0]}
-        a = tiny_pipe(task=run, generator=seeded(5), **kwargs)
-        b = tiny_pipe(task=run, generator=seeded(5), **kwargs)
-        c = tiny_pipe(task=run, generator=seeded(6), **kwargs)
+        method = task_method(tiny_pipe, run)
+        a = method(generator=seeded(5), **kwargs)
+        b = method(generator=seeded(5), **kwargs)
+        c = method(generator=seeded(6), **kwargs)
         assert isinstance(a, UniViGUPipelineOutput)
         if run != "v2t":
             assert np.array_equal(a.frames, b.frames) and np.abs(a.frames - c.frames).max() > 1e-4
@@ -308,7 +315,8 @@ def test_save_and_load_reproduce_every_mode(tmp_path, tiny_pipe):
     loaded.set_progress_bar_config(disable=True)
     video = out_video(tiny_pipe)
     for task, kwargs in (("t2v", {"prompt": PROMPTS}), ("joint", {"prompt": PROMPTS[0]}), ("v2t", {"video": video})):
-        a, b = tiny_pipe(task=task, generator=seeded(), **kwargs), loaded(task=task, generator=seeded(), **kwargs)
+        a = task_method(tiny_pipe, task)(generator=seeded(), **kwargs)
+        b = task_method(loaded, task)(generator=seeded(), **kwargs)
         if a.frames is not None:
             np.testing.assert_array_equal(a.frames, b.frames)
         assert a.text == b.text
@@ -472,12 +480,15 @@ BAD_CALLS = [
 @pytest.mark.parametrize("name,task,kwargs,error,message", BAD_CALLS, ids=[case[0] for case in BAD_CALLS])
 def test_bad_input_is_a_clear_error(tiny_pipe, name, task, kwargs, error, message):
     with pytest.raises(error, match=message):
-        tiny_pipe(task=task, **kwargs)
+        task_method(tiny_pipe, task)(**kwargs)
 
 
-def test_unknown_task_and_unreadable_video(tmp_path, tiny_pipe):
-    with pytest.raises(ValueError, match="task must be one of \\('t2v', 'v2t', 'joint'\\), got 'i2v'"):
-        tiny_pipe(task="i2v", prompt="a")
+def test_the_call_is_text_to_video_and_unreadable_video_is_an_error(tmp_path, tiny_pipe):
+    # `pipe(...)` is text-to-video, as `WanPipeline`'s call: the same method as `generate_video`.
+    assert UniViGUPipeline.__call__ is UniViGUPipeline.generate_video
+    assert "prompt_embeds" in inspect.signature(UniViGUPipeline.__call__).parameters
+    with pytest.raises(TypeError, match="unexpected keyword argument 'task'"):
+        tiny_pipe(task="v2t", prompt="a")
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     with pytest.raises(ValueError, match="could not be read as a video"):

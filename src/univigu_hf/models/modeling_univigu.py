@@ -241,17 +241,52 @@ class UniViGUPreTrainedModel(PreTrainedModel):
         model = realign_cpu_tensors(model)
         return (model, info) if output_loading_info else model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        push_to_hub: bool = False,
+        max_shard_size: int | str = "50GB",
+        variant: str | None = None,
+        token: str | bool | None = None,
+        save_peft_format: bool = True,
+        **kwargs,
+    ):
         """
         `PreTrainedModel.save_pretrained` (same files and arguments, `push_to_hub` included), made atomic: the folder
-        is written into a staging folder and then moved into place (see [`univigu_hf.utils.saving`]), so an interrupted save
-        leaves the previous complete save or none. Ranks that write nothing in distributed saves call it directly.
+        is written into a staging folder and then moved into place (see [`univigu_hf.utils.saving`]), so an
+        interrupted save leaves the previous complete save or none. Ranks that write nothing in distributed saves
+        call it directly. The arguments are named as in transformers so that callers that read the signature
+        (diffusers' `DiffusionPipeline.save_pretrained` passes `variant` and `max_shard_size` only to components that
+        declare them) pass them on.
         """
-        is_main_process = kwargs.get("is_main_process", args[0] if args else True)
+        kwargs.update(
+            is_main_process=is_main_process,
+            state_dict=state_dict,
+            push_to_hub=push_to_hub,
+            max_shard_size=max_shard_size,
+            variant=variant,
+            token=token,
+            save_peft_format=save_peft_format,
+        )
         should_save = getattr(self, "should_save_on_this_rank", lambda main: main)(is_main_process)
         if not should_save or kwargs.get("distributed_checkpoint"):
-            return super().save_pretrained(save_directory, *args, **kwargs)
-        return atomic_save_pretrained(super().save_pretrained, save_directory, *args, **kwargs)
+            return super().save_pretrained(save_directory, **kwargs)
+        return atomic_save_pretrained(super().save_pretrained, save_directory, **kwargs)
+
+    @classmethod
+    def _from_config(cls, config, **kwargs):
+        """
+        `PreTrainedModel._from_config` (behind `AutoModel.from_config(config, dtype=...)`), with the
+        `_keep_in_fp32_modules` in float32 as `from_pretrained(..., dtype=...)` keeps them: the same dtypes either way.
+        """
+        model = super()._from_config(config, **kwargs)
+        keep_fp32 = re.compile("|".join(re.escape(name) for name in cls._keep_in_fp32_modules))
+        for name, parameter in model.named_parameters():
+            if parameter.is_floating_point() and parameter.dtype != torch.float32 and keep_fp32.search(name):
+                parameter.data = parameter.data.float()
+        return model
 
     @property
     def dtype(self) -> torch.dtype:
@@ -350,6 +385,13 @@ class UniViGUModel(UniViGUPreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.text_embedding
+
+    def get_output_embeddings(self) -> nn.Linear:
+        """The text head's projection to the caption vocabulary (resized with the embedding, never tied to it)."""
+        return self.text_proj_out
+
+    def set_output_embeddings(self, value: nn.Linear):
+        self.text_proj_out = value
 
     def push_to_hub(
         self,

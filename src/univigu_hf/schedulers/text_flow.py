@@ -99,7 +99,8 @@ class DiscreteTextFlowMixin:
             return torch.full(shape, self.config.mask_token_id, dtype=torch.long, device=out_device)
         if self.config.text_vocab_size is None:
             raise ValueError(
-                "text_vocab_size must be set in the scheduler config to draw uniform source tokens, got None"
+                "text_vocab_size must be set to draw uniform source tokens, got None: build the scheduler with "
+                "UniFlowScheduler(text_vocab_size=...) (a UniViGUPipeline sets it from its transformer)"
             )
         ids = torch.randint(
             0, self.config.text_vocab_size, shape, generator=generator, device=rand_device, dtype=torch.long

@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 
 import torch
 from diffusers import DiffusionPipeline, WanPipeline
@@ -183,7 +184,8 @@ class UniViGUPipelineLoadingMixin:
         """
         Writes `model_index.json` and, so that transformers can load the same folder, a root `config.json` (the
         transformer's) and a root `model.safetensors.index.json` pointing into `transformer/` (no duplicated
-        weights). `save_pretrained` calls this after saving the components.
+        weights; one index per saved `variant`, named as transformers looks for it). `save_pretrained` calls this
+        after saving the components.
         """
         super().save_config(save_directory, push_to_hub=push_to_hub, **kwargs)
         transformer_dir = os.path.join(save_directory, "transformer")
@@ -193,23 +195,38 @@ class UniViGUPipelineLoadingMixin:
             config = json.load(handle)
         with open(os.path.join(save_directory, TRANSFORMERS_CONFIG_NAME), "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2, sort_keys=True)
-        index_path = os.path.join(transformer_dir, TRANSFORMERS_INDEX_NAME)
-        if os.path.isfile(index_path):  # Sharded: re-point the existing index.
-            with open(index_path, encoding="utf-8") as handle:
+        for variant, index in _transformer_indexes(transformer_dir).items():
+            name = TRANSFORMERS_INDEX_NAME if variant is None else f"model.safetensors.index.{variant}.json"
+            with open(os.path.join(save_directory, name), "w", encoding="utf-8") as handle:
+                json.dump(index, handle, indent=2, sort_keys=True)
+
+
+def _transformer_indexes(transformer_dir: str) -> dict[str | None, dict]:
+    """
+    A transformers weight index for each variant saved in `transformer_dir`, its paths relative to the pipeline
+    folder: the transformer's own index when sharded (`model.safetensors.index[.variant].json`), else one built from
+    its single `model[.variant].safetensors`.
+    """
+    from safetensors import safe_open
+
+    indexes = {}
+    for name in sorted(os.listdir(transformer_dir)):
+        sharded = re.fullmatch(r"model\.safetensors\.index(?:\.([^.]+))?\.json", name)
+        single = re.fullmatch(r"model(?:\.([^.]+))?\.safetensors", name)
+        path = os.path.join(transformer_dir, name)
+        if sharded:
+            with open(path, encoding="utf-8") as handle:
                 index = json.load(handle)
             index["weight_map"] = {k: f"transformer/{v}" for k, v in index["weight_map"].items()}
-        else:
-            from safetensors import safe_open
-
-            weights = os.path.join(transformer_dir, "model.safetensors")
-            with safe_open(weights, framework="pt") as handle:
+            indexes[sharded.group(1)] = index
+        elif single and single.group(1) not in indexes:
+            with safe_open(path, framework="pt") as handle:
                 keys = list(handle.keys())
-            index = {
-                "metadata": {"total_size": os.path.getsize(weights)},
-                "weight_map": dict.fromkeys(keys, "transformer/model.safetensors"),
+            indexes[single.group(1)] = {
+                "metadata": {"total_size": os.path.getsize(path)},
+                "weight_map": dict.fromkeys(keys, f"transformer/{name}"),
             }
-        with open(os.path.join(save_directory, TRANSFORMERS_INDEX_NAME), "w", encoding="utf-8") as handle:
-            json.dump(index, handle, indent=2, sort_keys=True)
+    return indexes
 
 
 def _check_component_weights(name: str, component: torch.nn.Module) -> None:

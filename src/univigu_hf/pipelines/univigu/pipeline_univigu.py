@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -12,24 +11,25 @@ from diffusers.video_processor import VideoProcessor
 
 from ...models import UniViGUModel
 from ...schedulers import UniFlowScheduler
-from ...utils.checks import all_finite, check_positive_int, is_int
-from ...utils.torch_utils import check_generator, per_sample_generators
+from ...utils.checks import all_finite
+from ...utils.torch_utils import per_sample_generators
 from .pipeline_captioning import UniViGUCaptioningMixin
+from .pipeline_inputs import UniViGUPipelineInputsMixin
 from .pipeline_loading import UniViGUPipelineLoadingMixin
 from .pipeline_output import UniViGUPipelineOutput
 
 
 logger = logging.get_logger(__name__)
 
-TASKS = ("t2v", "v2t", "joint")
-OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 _NON_FINITE_HINT = (
     "The model produced them: float16 activations can overflow (use bfloat16 or float32: torch_dtype=...), the "
     "weights may come from a diverged training run (check them for NaN), or the inputs were out of range"
 )
 
 
-class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, DiffusionPipeline):
+class UniViGUPipeline(
+    UniViGUPipelineLoadingMixin, UniViGUPipelineInputsMixin, UniViGUCaptioningMixin, DiffusionPipeline
+):
     r"""
     Uni-ViGU: one Wan2.1-based transformer that generates video from text ([`~UniViGUPipeline.generate_video`]),
     captions video ([`~UniViGUPipeline.caption`]) and generates both together ([`~UniViGUPipeline.generate_joint`]).
@@ -76,24 +76,29 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         normalize_latents: bool = True,
     ):
         super().__init__()
-        if not isinstance(transformer, UniViGUModel):
+        # A component may be None (diffusers' `from_pretrained(..., transformer=None, vae=None)` loads the others,
+        # e.g. to run `encode_prompt` alone); the tasks that need it then say so.
+        if transformer is not None and not isinstance(transformer, UniViGUModel):
             raise TypeError(f"transformer must be a UniViGUModel, got {type(transformer).__name__}")
-        if not isinstance(scheduler, UniFlowScheduler):
+        if scheduler is not None and not isinstance(scheduler, UniFlowScheduler):
             raise TypeError(f"scheduler must be a UniFlowScheduler, got {type(scheduler).__name__}")
-        vocab = transformer.config.text_vocab_size
-        if tokenizer is not None and len(tokenizer) > vocab:
+        vocab = None if transformer is None else transformer.config.text_vocab_size
+        if vocab is not None and tokenizer is not None and len(tokenizer) > vocab:
             raise ValueError(
                 f"tokenizer does not match the transformer: it has {len(tokenizer)} tokens but text_vocab_size={vocab}; "
                 f"the tokenizer must have at most text_vocab_size tokens (its ids index the caption embedding). Use the "
                 "tokenizer the model was trained with, or grow the model with from_wan(..., text_vocab_size=len(tokenizer))"
             )
-        scheduler_vocab = scheduler.config.text_vocab_size
-        if scheduler_vocab is not None and scheduler_vocab > vocab:
+        scheduler_vocab = None if scheduler is None else scheduler.config.text_vocab_size
+        if vocab is not None and scheduler_vocab is not None and scheduler_vocab > vocab:
             raise ValueError(
                 f"scheduler does not match the transformer: its text_vocab_size={scheduler_vocab} exceeds the "
                 f"transformer's text_vocab_size={vocab}; accepted: at most {vocab} (source tokens index the caption "
                 "embedding)"
             )
+        if vocab is not None and scheduler is not None and scheduler_vocab is None:
+            # A scheduler built without the vocabulary (`UniFlowScheduler(shift=3.0)`) draws from the transformer's.
+            scheduler.register_to_config(text_vocab_size=vocab)
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer, scheduler=scheduler
         )
@@ -150,156 +155,6 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
     def interrupt(self) -> bool:
         return self._interrupt
 
-    # ----------------------------------------------------------------------------------------------------------------
-    # Input handling
-    # ----------------------------------------------------------------------------------------------------------------
-    def resolve_size(self, height=None, width=None, num_frames=None) -> tuple[int, int, int]:
-        """
-        The video size a call uses: the given values, or the pipeline config's defaults, checked against the VAE and
-        the transformer (height/width multiples of VAE factor x patch size, num_frames of the form 4k+1).
-
-        Returns:
-            `tuple[int, int, int]`: `(height, width, num_frames)`.
-        """
-        height = self.config.default_height if height is None else height
-        width = self.config.default_width if width is None else width
-        num_frames = self.config.default_num_frames if num_frames is None else num_frames
-        patch = self.transformer.config.patch_size
-        for name, value, multiple in (
-            ("height", height, self.vae_scale_factor_spatial * patch[1]),
-            ("width", width, self.vae_scale_factor_spatial * patch[2]),
-        ):
-            if not is_int(value) or value < multiple or value % multiple:
-                raise ValueError(
-                    f"{name} must be a positive multiple of {multiple} (VAE factor {self.vae_scale_factor_spatial} x "
-                    f"patch size {multiple // self.vae_scale_factor_spatial}), got {value!r}"
-                )
-        temporal = self.vae_scale_factor_temporal * patch[0]
-        if not is_int(num_frames) or num_frames < 1 or (num_frames - 1) % temporal:
-            raise ValueError(
-                f"num_frames must be {temporal}k+1 (1, {temporal + 1}, {2 * temporal + 1}, ...), got {num_frames!r}"
-            )
-        return height, width, num_frames
-
-    def resolve_text_length(self, max_text_length=None) -> int:
-        """The caption length a call uses: `max_text_length`, or the transformer's `max_text_length`, checked."""
-        length = self.transformer.config.max_text_length if max_text_length is None else max_text_length
-        limit = max(self.transformer.config.max_text_length, getattr(self.tokenizer, "model_max_length", 0) or 0)
-        limit = min(limit, 10**6)
-        if not is_int(length) or length < 1 or length > limit:
-            raise ValueError(f"max_text_length must be an integer in [1, {limit}] (the model's limit), got {length!r}")
-        return length
-
-    def _resolve_steps(self, num_inference_steps) -> int:
-        steps = self.config.default_num_inference_steps if num_inference_steps is None else num_inference_steps
-        if not is_int(steps) or steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {steps!r}")
-        return steps
-
-    def _resolve_guidance_scale(self, guidance_scale) -> float:
-        if guidance_scale is None:
-            guidance_scale = self.config.default_guidance_scale
-        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float, np.integer, np.floating)):
-            raise TypeError(f"guidance_scale must be a number (<= 1 disables CFG), got {guidance_scale!r}")
-        if not np.isfinite(guidance_scale):
-            raise ValueError(f"guidance_scale must be a finite number (<= 1 disables CFG), got {guidance_scale!r}")
-        return float(guidance_scale)
-
-    @staticmethod
-    def _prompt_list(prompt, name: str = "prompt") -> list[str]:
-        if isinstance(prompt, str):
-            return [prompt]
-        if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(p, str) for p in prompt):
-            return list(prompt)
-        if isinstance(prompt, (list, tuple)) and not prompt:
-            raise ValueError(f"{name} must be a non-empty string or list of strings, got an empty list")
-        raise TypeError(f"{name} must be a string or a list of strings, got {type(prompt).__name__} {prompt!r}"[:200])
-
-    @staticmethod
-    def _callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs) -> list[str]:
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            return list(callback_on_step_end.tensor_inputs)
-        return list(callback_on_step_end_tensor_inputs)
-
-    def check_inputs(
-        self,
-        prompt=None,
-        negative_prompt=None,
-        height=None,
-        width=None,
-        num_frames=None,
-        num_inference_steps=None,
-        guidance_scale=None,
-        output_type="np",
-        num_videos_per_prompt=1,
-        max_text_length=None,
-        max_sequence_length=512,
-        generator=None,
-        latents=None,
-        callback_on_step_end=None,
-        callback_on_step_end_tensor_inputs=("latents",),
-        batch_size: int | None = None,
-    ) -> None:
-        """
-        Checks the arguments of [`~UniViGUPipeline.generate_video`], [`~UniViGUPipeline.generate_joint`] and
-        [`~UniViGUPipeline.caption`] before any model runs, raising a `ValueError`/`TypeError` that names the argument,
-        what it accepts and what it got. `None` means "the default" for every size, step and length argument.
-
-        Args:
-            prompt: the prompt(s) (`None` for captioning without a prompt).
-            batch_size (`int`, *optional*): the number of outputs when there is no prompt to count them (the number of
-                videos to caption); with a prompt it is `len(prompt) * num_videos_per_prompt`.
-            *: the arguments of the task methods, with the same meaning.
-        """
-        prompts = None if prompt is None else self._prompt_list(prompt)
-        height, width, num_frames = self.resolve_size(height, width, num_frames)
-        self._resolve_steps(num_inference_steps)
-        self._resolve_guidance_scale(guidance_scale)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        check_positive_int("num_videos_per_prompt", num_videos_per_prompt)
-        check_positive_int("max_sequence_length", max_sequence_length)
-        self.resolve_text_length(max_text_length)
-        if negative_prompt is not None:
-            negative = self._prompt_list(negative_prompt, "negative_prompt")
-            if prompts is not None and len(negative) not in (1, len(prompts)):
-                raise ValueError(
-                    f"negative_prompt has {len(negative)} entries but prompt has {len(prompts)}; they must match "
-                    "(or give a single negative prompt)"
-                )
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise TypeError(
-                "callback_on_step_end must be None, a callable `callback(pipe, step, timestep, tensors) -> dict`, a "
-                f"PipelineCallback or MultiPipelineCallbacks, got {type(callback_on_step_end).__name__}"
-            )
-        names = self._callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
-        unknown = [k for k in names if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got unknown {unknown}"
-            )
-        batch = len(prompts) * num_videos_per_prompt if prompts is not None else batch_size
-        if generator is not None:
-            # The type here; a list's length is checked where the noise is drawn (diffusers' `randn_tensor`), with
-            # diffusers' message.
-            check_generator(generator, None)
-        if latents is not None:
-            expected = (
-                batch,
-                self.transformer.config.in_channels,
-                (num_frames - 1) // self.vae_scale_factor_temporal + 1,
-                height // self.vae_scale_factor_spatial,
-                width // self.vae_scale_factor_spatial,
-            )
-            if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
-                got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-                raise ValueError(f"latents must have shape {expected} for this batch and video size, got {got}")
-            if not latents.is_floating_point() or not all_finite(latents):
-                raise ValueError(
-                    f"latents must be a finite floating-point tensor (the initial noise), got "
-                    f"{'NaN or inf values' if latents.is_floating_point() else f'dtype {latents.dtype}'}"
-                )
-
     def _guided_forward(
         self, latents, video_timestep, text_ids, text_timestep, text_mask, prompt_embeds, negative_prompt_embeds
     ):
@@ -326,20 +181,44 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
             velocity = uncond + self._guidance_scale * (velocity - uncond)
         return velocity, logits
 
-    def _encode_conditions(self, prompts, negative_prompt, num_videos_per_prompt, max_sequence_length, device, cfg):
+    def _encode_conditions(
+        self,
+        prompts,
+        negative_prompt,
+        num_videos_per_prompt,
+        max_sequence_length,
+        device,
+        cfg,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+    ):
+        """The prompt (and, with CFG, negative) embeddings, one row per output: encoded, or the given ones repeated
+        `num_videos_per_prompt` times."""
         negative = None
         if cfg and negative_prompt is not None:
             negative = self._prompt_list(negative_prompt, "negative_prompt")
-            if len(negative) == 1 and len(prompts) > 1:
+            if len(negative) == 1 and prompts is not None and len(prompts) > 1:
                 negative = negative * len(prompts)
+            if len(negative) == 1 and prompt_embeds is not None and prompt_embeds.shape[0] > 1:
+                negative = negative * prompt_embeds.shape[0]
+        given = prompt_embeds
         prompt_embeds, negative_embeds = self.encode_prompt(
             prompt=prompts,
             negative_prompt=negative,
-            do_classifier_free_guidance=cfg,
+            do_classifier_free_guidance=cfg and negative_prompt_embeds is None,
             num_videos_per_prompt=num_videos_per_prompt,
+            prompt_embeds=None if given is None else given.detach().to(device),
             max_sequence_length=max_sequence_length,
             device=device,
         )
+        if given is not None:
+            prompt_embeds = prompt_embeds.repeat_interleave(num_videos_per_prompt, dim=0)
+        if cfg and negative_prompt_embeds is not None:
+            negative_embeds = (
+                negative_prompt_embeds.detach().to(device).repeat_interleave(num_videos_per_prompt, dim=0)
+            )
+        elif not cfg:
+            negative_embeds = None
         dtype = self.transformer.dtype
         hint = (
             "The text encoder produced them: T5/umT5 encoders overflow in float16, load the text_encoder in bfloat16 "
@@ -440,6 +319,9 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         callback_on_step_end,
         callback_on_step_end_tensor_inputs,
         text_time_schedule,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        use_text_stream=False,
     ):
         """
         The shared start of the video-generating tasks: [`check_inputs`], then the loop state, the prompt
@@ -464,8 +346,11 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
             latents,
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            use_text_stream=use_text_stream,
         )
-        prompts = self._prompt_list(prompt)
+        prompts = None if prompt is None else self._prompt_list(prompt)
         height, width, num_frames = self.resolve_size(height, width, num_frames)
         steps = self._resolve_steps(num_inference_steps)
         self._guidance_scale, self._interrupt, self._current_timestep = (
@@ -473,7 +358,7 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
             False,
             None,
         )
-        device, batch = self._execution_device, len(prompts) * num_videos_per_prompt
+        device = self._execution_device
         prompt_embeds, negative_prompt_embeds = self._encode_conditions(
             prompts,
             negative_prompt,
@@ -481,7 +366,10 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
             max_sequence_length,
             device,
             self.do_classifier_free_guidance,
+            prompt_embeds,
+            negative_prompt_embeds,
         )
+        batch = prompt_embeds.shape[0]
         self.scheduler.set_timesteps(steps, device=device, text_time_schedule=text_time_schedule)
         latents = self.prepare_latents(
             batch,
@@ -564,9 +452,9 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
     # Text -> video
     # ----------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate_video(
+    def __call__(
         self,
-        prompt: str | list[str],
+        prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -578,6 +466,8 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         max_text_length: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
@@ -585,7 +475,9 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         max_sequence_length: int = 512,
     ) -> UniViGUPipelineOutput | tuple:
         r"""
-        Generates videos from prompts (text→video).
+        Generates videos from prompts (text→video): the pipeline's call, as `WanPipeline`'s; `generate_video` is the
+        same method under the task's name. Captioning and joint generation are [`~UniViGUPipeline.caption`] and
+        [`~UniViGUPipeline.generate_joint`].
 
         As in the official release, the clean tokenized prompt sits in the text stream at text time 0 (the video
         attends to it); `use_text_stream=False` drops the stream, which makes this exactly diffusers' `WanPipeline`.
@@ -602,6 +494,10 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
             max_text_length (`int`, *optional*): text-stream length (model config `max_text_length`).
             generator (`torch.Generator` or list, *optional*): RNG(s); a list must have one per video.
             latents (`torch.Tensor`, *optional*): initial noise `(batch, 16, latent_frames, h/8, w/8)`.
+            prompt_embeds, negative_prompt_embeds (`torch.Tensor`, *optional*): precomputed text-encoder embeddings
+                `(batch, sequence, text_dim)` (from [`~UniViGUPipeline.encode_prompt`]) instead of `prompt` /
+                `negative_prompt`, as in `WanPipeline`; each row gives `num_videos_per_prompt` videos. The text
+                stream holds the prompt's tokens, so embeddings alone need `use_text_stream=False`.
             output_type (`str`, defaults to `"np"`): "np", "pil", "pt" or "latent".
             return_dict (`bool`, defaults to `True`): return a [`UniViGUPipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, *optional*): called as `callback(pipe, step, timestep, kwargs)` after each
@@ -631,6 +527,9 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
                 callback_on_step_end,
                 callback_on_step_end_tensor_inputs,
                 text_time_schedule="uniform",
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                use_text_stream=use_text_stream,
             )
         )
         text_ids = text_mask = None
@@ -655,13 +554,15 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
             return (frames,)
         return UniViGUPipelineOutput(frames=frames, text=None)
 
+    generate_video = __call__
+
     # ----------------------------------------------------------------------------------------------------------------
     # Joint generation
     # ----------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate_joint(
         self,
-        prompt: str | list[str],
+        prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
         height: int | None = None,
         width: int | None = None,
@@ -672,6 +573,8 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         max_text_length: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -683,8 +586,9 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         synchronised times (text time `1 - sigma` of the video; `text_time_schedule="video"`). CFG (negative prompt)
         applies to the video, as in the official release; the text follows the conditional pass.
 
-        Args: as [`~UniViGUPipeline.generate_video`] plus `max_text_length` (caption tokens). A list of generators
-        seeds each video's noise and caption noise.
+        Args: as [`~UniViGUPipeline.generate_video`] plus `max_text_length` (caption tokens); `prompt_embeds` work
+        here without a prompt (the caption starts from noise). A list of generators seeds each video's noise and
+        caption noise.
 
         Returns:
             [`UniViGUPipelineOutput`] with `frames` and `text`, or `(frames, text)`.
@@ -707,6 +611,8 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
                 callback_on_step_end,
                 callback_on_step_end_tensor_inputs,
                 text_time_schedule="video",
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
             )
         )
         length = self.resolve_text_length(max_text_length)
@@ -730,30 +636,6 @@ class UniViGUPipeline(UniViGUPipelineLoadingMixin, UniViGUCaptioningMixin, Diffu
         if not return_dict:
             return (frames, text)
         return UniViGUPipelineOutput(frames=frames, text=text)
-
-    # ----------------------------------------------------------------------------------------------------------------
-    # Dispatch
-    # ----------------------------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def __call__(self, task: str = "t2v", **kwargs) -> UniViGUPipelineOutput | tuple:
-        r"""
-        Runs one of the three tasks.
-
-        Args:
-            task (`str`, defaults to `"t2v"`): `"t2v"` ([`~UniViGUPipeline.generate_video`]), `"v2t"`
-                ([`~UniViGUPipeline.caption`]) or `"joint"` ([`~UniViGUPipeline.generate_joint`]).
-            **kwargs: the arguments of that method.
-
-        Returns:
-            [`UniViGUPipelineOutput`] (`frames` and/or `text`; the unused field is `None`) or a tuple.
-        """
-        if task == "t2v":
-            return self.generate_video(**kwargs)
-        if task == "v2t":
-            return self.caption(**kwargs)
-        if task == "joint":
-            return self.generate_joint(**kwargs)
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
 # --------------------------------------------------------------------------------------------------------------------

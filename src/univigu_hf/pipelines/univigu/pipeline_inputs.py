@@ -1,0 +1,212 @@
+"""Argument handling of `UniViGUPipeline`: the defaults a call resolves to and `check_inputs`, which refuses every
+misuse before any model runs."""
+
+import numpy as np
+import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+
+from ...utils.checks import all_finite, check_positive_int, describe_value, is_int
+from ...utils.torch_utils import check_generator
+
+
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+
+
+class UniViGUPipelineInputsMixin:
+    """`check_inputs`, `resolve_size` and `resolve_text_length` of [`UniViGUPipeline`], and their helpers."""
+
+    def resolve_size(self, height=None, width=None, num_frames=None) -> tuple[int, int, int]:
+        """
+        The video size a call uses: the given values, or the pipeline config's defaults, checked against the VAE and
+        the transformer (height/width multiples of VAE factor x patch size, num_frames of the form 4k+1).
+
+        Returns:
+            `tuple[int, int, int]`: `(height, width, num_frames)`.
+        """
+        height = self.config.default_height if height is None else height
+        width = self.config.default_width if width is None else width
+        num_frames = self.config.default_num_frames if num_frames is None else num_frames
+        patch = self.transformer.config.patch_size
+        for name, value, multiple in (
+            ("height", height, self.vae_scale_factor_spatial * patch[1]),
+            ("width", width, self.vae_scale_factor_spatial * patch[2]),
+        ):
+            if not is_int(value) or value < multiple or value % multiple:
+                raise ValueError(
+                    f"{name} must be a positive multiple of {multiple} (VAE factor {self.vae_scale_factor_spatial} x "
+                    f"patch size {multiple // self.vae_scale_factor_spatial}), got {value!r}"
+                )
+        temporal = self.vae_scale_factor_temporal * patch[0]
+        if not is_int(num_frames) or num_frames < 1 or (num_frames - 1) % temporal:
+            raise ValueError(
+                f"num_frames must be {temporal}k+1 (1, {temporal + 1}, {2 * temporal + 1}, ...), got {num_frames!r}"
+            )
+        return height, width, num_frames
+
+    def resolve_text_length(self, max_text_length=None) -> int:
+        """The caption length a call uses: `max_text_length`, or the transformer's `max_text_length`, checked."""
+        length = self.transformer.config.max_text_length if max_text_length is None else max_text_length
+        limit = max(self.transformer.config.max_text_length, getattr(self.tokenizer, "model_max_length", 0) or 0)
+        limit = min(limit, 10**6)
+        if not is_int(length) or length < 1 or length > limit:
+            raise ValueError(f"max_text_length must be an integer in [1, {limit}] (the model's limit), got {length!r}")
+        return length
+
+    def _resolve_steps(self, num_inference_steps) -> int:
+        steps = self.config.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        if not is_int(steps) or steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {steps!r}")
+        return steps
+
+    def _resolve_guidance_scale(self, guidance_scale) -> float:
+        if guidance_scale is None:
+            guidance_scale = self.config.default_guidance_scale
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float, np.integer, np.floating)):
+            raise TypeError(f"guidance_scale must be a number (<= 1 disables CFG), got {guidance_scale!r}")
+        if not np.isfinite(guidance_scale):
+            raise ValueError(f"guidance_scale must be a finite number (<= 1 disables CFG), got {guidance_scale!r}")
+        return float(guidance_scale)
+
+    @staticmethod
+    def _prompt_list(prompt, name: str = "prompt") -> list[str]:
+        if isinstance(prompt, str):
+            return [prompt]
+        if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(p, str) for p in prompt):
+            return list(prompt)
+        if isinstance(prompt, (list, tuple)) and not prompt:
+            raise ValueError(f"{name} must be a non-empty string or list of strings, got an empty list")
+        raise TypeError(f"{name} must be a string or a list of strings, got {type(prompt).__name__} {prompt!r}"[:200])
+
+    @staticmethod
+    def _callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs) -> list[str]:
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            return list(callback_on_step_end.tensor_inputs)
+        return list(callback_on_step_end_tensor_inputs)
+
+    def check_inputs(
+        self,
+        prompt=None,
+        negative_prompt=None,
+        height=None,
+        width=None,
+        num_frames=None,
+        num_inference_steps=None,
+        guidance_scale=None,
+        output_type="np",
+        num_videos_per_prompt=1,
+        max_text_length=None,
+        max_sequence_length=512,
+        generator=None,
+        latents=None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=("latents",),
+        batch_size: int | None = None,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        use_text_stream: bool = False,
+    ) -> None:
+        """
+        Checks the arguments of [`~UniViGUPipeline.generate_video`], [`~UniViGUPipeline.generate_joint`] and
+        [`~UniViGUPipeline.caption`] before any model runs, raising a `ValueError`/`TypeError` that names the argument,
+        what it accepts and what it got. `None` means "the default" for every size, step and length argument.
+
+        Args:
+            prompt: the prompt(s) (`None` for captioning without a prompt).
+            batch_size (`int`, *optional*): the number of outputs when there is no prompt to count them (the number of
+                videos to caption); with a prompt it is `len(prompt) * num_videos_per_prompt`.
+            prompt_embeds, negative_prompt_embeds (`torch.Tensor`, *optional*): instead of `prompt` /
+                `negative_prompt` (one of each pair at most).
+            use_text_stream (`bool`): whether the call puts the prompt's tokens in the text stream (needs `prompt`).
+            *: the arguments of the task methods, with the same meaning.
+        """
+        prompts = None if prompt is None else self._prompt_list(prompt)
+        embeds_batch = self._check_prompt_embeds(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds)
+        if use_text_stream and prompt is None:
+            raise ValueError(
+                "prompt is required with use_text_stream=True (its tokens sit in the text stream); with prompt_embeds "
+                "alone pass use_text_stream=False"
+            )
+        height, width, num_frames = self.resolve_size(height, width, num_frames)
+        self._resolve_steps(num_inference_steps)
+        self._resolve_guidance_scale(guidance_scale)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        check_positive_int("num_videos_per_prompt", num_videos_per_prompt)
+        check_positive_int("max_sequence_length", max_sequence_length)
+        self.resolve_text_length(max_text_length)
+        if negative_prompt is not None:
+            negative = self._prompt_list(negative_prompt, "negative_prompt")
+            if prompts is not None and len(negative) not in (1, len(prompts)):
+                raise ValueError(
+                    f"negative_prompt has {len(negative)} entries but prompt has {len(prompts)}; they must match "
+                    "(or give a single negative prompt)"
+                )
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError(
+                "callback_on_step_end must be None, a callable `callback(pipe, step, timestep, tensors) -> dict`, a "
+                f"PipelineCallback or MultiPipelineCallbacks, got {type(callback_on_step_end).__name__}"
+            )
+        names = self._callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
+        unknown = [k for k in names if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got unknown {unknown}"
+            )
+        if prompts is not None:
+            batch = len(prompts) * num_videos_per_prompt
+        elif embeds_batch is not None:
+            batch = embeds_batch * num_videos_per_prompt
+        else:
+            batch = batch_size
+        if generator is not None:
+            # The type here; a list's length is checked where the noise is drawn (diffusers' `randn_tensor`), with
+            # diffusers' message.
+            check_generator(generator, None)
+        if latents is not None:
+            expected = (
+                batch,
+                self.transformer.config.in_channels,
+                (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+                height // self.vae_scale_factor_spatial,
+                width // self.vae_scale_factor_spatial,
+            )
+            if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
+                got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+                raise ValueError(f"latents must have shape {expected} for this batch and video size, got {got}")
+            if not latents.is_floating_point() or not all_finite(latents):
+                raise ValueError(
+                    f"latents must be a finite floating-point tensor (the initial noise), got "
+                    f"{'NaN or inf values' if latents.is_floating_point() else f'dtype {latents.dtype}'}"
+                )
+
+    def _check_prompt_embeds(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds) -> int | None:
+        """Checks the prompt/embedding pairs as `WanPipeline` does; returns the embeddings' batch size (or None)."""
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("prompt and prompt_embeds cannot both be given; accepted: one of the two")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError(
+                "negative_prompt and negative_prompt_embeds cannot both be given; accepted: one of the two"
+            )
+        if prompt_embeds is None:
+            if negative_prompt_embeds is not None and prompt is None:
+                raise ValueError("negative_prompt_embeds needs prompt_embeds (or a prompt)")
+            return None
+        text_dim = None if self.transformer is None else self.transformer.config.text_dim
+        for name, value in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.ndim != 3:
+                raise TypeError(
+                    f"{name} must be a floating-point tensor of shape (batch, sequence, text_dim), got "
+                    f"{describe_value(value)}"
+                )
+            if text_dim is not None and value.shape[2] != text_dim:
+                raise ValueError(
+                    f"{name} must have text_dim={text_dim} features (dim 2), got shape {tuple(value.shape)}"
+                )
+        if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] != prompt_embeds.shape[0]:
+            raise ValueError(
+                f"negative_prompt_embeds must have the batch size of prompt_embeds ({prompt_embeds.shape[0]}), got "
+                f"{negative_prompt_embeds.shape[0]}"
+            )
+        return prompt_embeds.shape[0]
