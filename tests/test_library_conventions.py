@@ -7,6 +7,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 from transformers import AutoModel
 
@@ -117,3 +118,13 @@ def test_a_fresh_pipeline_builder_is_deterministic():
     first, second = build_tiny_pipelines()[0], build_tiny_pipelines()[0]
     for name, tensor in first.transformer.state_dict().items():
         assert torch.equal(second.transformer.state_dict()[name], tensor)
+
+
+def test_check_inputs_and_the_call_defaults(tiny_pipe):
+    assert tiny_pipe.resolve_size() == (16, 16, 5)  # the pipeline config's defaults
+    assert tiny_pipe.resolve_text_length() == tiny_pipe.transformer.config.max_text_length
+    tiny_pipe.check_inputs("a red circle", height=32, num_frames=9)  # valid: returns None
+    with pytest.raises(ValueError, match="height must be a positive multiple of 16"):
+        tiny_pipe.check_inputs("a red circle", height=17)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        tiny_pipe.check_inputs("a red circle", generator="seed")

@@ -378,6 +378,16 @@ def test_samplers_ranges_and_modes():
     assert sched.sample_video_sigmas(3, device="cpu").device.type == "cpu"
 
 
+def test_samplers_take_a_shift_and_a_dtype():
+    sched = UniFlowScheduler(shift=3.0)
+    uniform = sched.sample_video_sigmas(64, generator=_gen(1), mode="uniform")
+    shifted = sched.sample_video_sigmas(64, generator=_gen(1), shift=5.0)
+    torch.testing.assert_close(shifted, sched.shift_sigmas(uniform, shift=5.0), rtol=0, atol=0)
+    assert sched.shift == 3.0  # the override does not change the scheduler
+    times = sched.sample_text_times(8, generator=_gen(2), dtype=torch.float64)
+    assert times.dtype == torch.float64 and torch.equal(times, torch.rand(8, generator=_gen(2), dtype=torch.float64))
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # 7. Bad input
 # ----------------------------------------------------------------------------------------------------------------------
@@ -439,6 +449,18 @@ BAD_CALLS = [
     ("off-grid timestep", lambda: _ready().step(torch.zeros(1), 123.0, torch.zeros(1)), ValueError, "timestep"),
     ("sampler mode", lambda: UniFlowScheduler().sample_video_sigmas(2, mode="beta"), ValueError, "mode"),
     ("sampler batch", lambda: UniFlowScheduler().sample_text_times(0), ValueError, "batch_size"),
+    (
+        "sampler shift",
+        lambda: UniFlowScheduler().sample_video_sigmas(2, shift=0.0),
+        ValueError,
+        "shift must be None or a positive",
+    ),
+    (
+        "text time dtype",
+        lambda: UniFlowScheduler().sample_text_times(2, dtype=torch.long),
+        TypeError,
+        "dtype must be a floating",
+    ),
 ]
 
 
