@@ -197,10 +197,9 @@ class UniViGUPipeline(
         negative = None
         if cfg and negative_prompt is not None:
             negative = self._prompt_list(negative_prompt, "negative_prompt")
-            if len(negative) == 1 and prompts is not None and len(prompts) > 1:
-                negative = negative * len(prompts)
-            if len(negative) == 1 and prompt_embeds is not None and prompt_embeds.shape[0] > 1:
-                negative = negative * prompt_embeds.shape[0]
+            count = len(prompts) if prompts is not None else prompt_embeds.shape[0]
+            if len(negative) == 1:  # one negative prompt for all
+                negative = negative * count
         given = prompt_embeds
         prompt_embeds, negative_embeds = self.encode_prompt(
             prompt=prompts,
