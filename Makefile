@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install test lint format demo train-demo train-demo-joint eval-demo bench bench-quick benchmark lock \
-	test-latest test-lowest clean
+	test-latest test-lowest test-mixins clean
 
 # The exact dependency set the suite passed on (`make lock` refreshes it): two installs on two days are the same.
 LOCK := requirements/lock.txt
@@ -42,6 +42,15 @@ test-lowest:
 
 test: install
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+# The libraries' own common test mixins on our classes (transformers ModelTesterMixin + ConfigTester, diffusers
+# PipelineTesterMixin + MemoryTesterMixin + SchedulerCommonTest), read from checkouts of their tests/ folders; see
+# docs/architecture.md. Not in CI: it needs those checkouts and `pip install parameterized`.
+TRANSFORMERS_TESTS ?= ../transformers/tests
+DIFFUSERS_TESTS ?= ../diffusers/tests
+test-mixins: install
+	$(BIN)/python scripts/library_mixins/run.py --transformers-tests $(TRANSFORMERS_TESTS) \
+		--diffusers-tests $(DIFFUSERS_TESTS) --json docs/results/library_mixins.json
 
 lint: install
 	$(BIN)/ruff check src tests examples benchmarks research scripts

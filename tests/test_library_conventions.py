@@ -128,3 +128,25 @@ def test_check_inputs_and_the_call_defaults(tiny_pipe):
         tiny_pipe.check_inputs("a red circle", height=17)
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         tiny_pipe.check_inputs("a red circle", generator="seed")
+
+
+def test_prompt_with_prompt_embeds_keeps_the_text_stream_without_the_text_encoder(tiny_pipe):
+    common = dict(guidance_scale=5.0, num_inference_steps=2, height=16, width=16, num_frames=5, output_type="np")
+    prompts, negative = ["a red circle", "a blue square"], ["gray", "black"]
+    expected = tiny_pipe(prompt=prompts, negative_prompt=negative, generator=seeded(4), **common).frames
+    with torch.no_grad():
+        embeds, negative_embeds = tiny_pipe.encode_prompt(
+            prompts, negative, do_classifier_free_guidance=True, num_videos_per_prompt=1, max_sequence_length=512
+        )
+    no_encoder = UniViGUPipeline(**{**tiny_pipe.components, "text_encoder": None})
+    no_encoder.set_progress_bar_config(disable=True)
+    got = no_encoder(
+        prompt=prompts, prompt_embeds=embeds, negative_prompt_embeds=negative_embeds, generator=seeded(4), **common
+    ).frames
+    assert np.array_equal(got, expected)
+    with pytest.raises(ValueError, match="prompt_embeds must have one row per prompt"):
+        no_encoder(prompt=prompts[:1], prompt_embeds=embeds, negative_prompt_embeds=negative_embeds, **common)
+    with pytest.raises(ValueError, match="prompt and prompt_embeds cannot both be given without the text stream"):
+        no_encoder(prompt=prompts, prompt_embeds=embeds, use_text_stream=False, **common)
+    with pytest.raises(ValueError, match="prompt is required with use_text_stream=True"):
+        no_encoder(prompt_embeds=embeds, negative_prompt_embeds=negative_embeds, **common)

@@ -392,9 +392,11 @@ def test_from_config_initialisation_is_finite_and_official():
 # ---------------------------------------------------------------------------------------------------------------------
 def test_gradient_checkpointing_gives_same_gradients():
     inputs = make_inputs()
-    grads = []
+    grads, block_calls = [], []
     for checkpointing in (False, True):
         model = build_tiny_univigu().train()
+        calls = []
+        model.blocks[0].ffn.register_forward_pre_hook(lambda module, args, calls=calls: calls.append(1))
         if checkpointing:
             if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23
                 model.activation_checkpointing_enable()
@@ -406,6 +408,8 @@ def test_gradient_checkpointing_gives_same_gradients():
         loss = out.video_velocity.square().mean() + out.text_logits.logsumexp(-1).mean()
         loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        block_calls.append(len(calls))
+    assert block_calls == [1, 2]  # a checkpointed block runs again in the backward pass
     assert set(grads[0]) == set(grads[1])
     assert any(is_text_parameter(n) for n in grads[0]) and "blocks.0.ffn.net.2.weight" in grads[0]
     for name in grads[0]:

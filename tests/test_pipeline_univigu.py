@@ -501,20 +501,26 @@ def test_a_transient_video_read_failure_is_retried(tmp_path, tiny_pipe, monkeypa
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"stands in for a valid file")
-    frames = [PIL.Image.new("RGB", (16, 16), (200, 30, 30))] * 5
     failures = []
 
-    def flaky_load_video(path):
-        if len(failures) < 2:
-            failures.append(path)
-            raise OSError("Could not load meta information")
-        return frames
+    def flaky(result):
+        def action(*args):
+            if len(failures) < 2:
+                failures.append(args)
+                raise OSError("Could not load meta information")
+            return result
 
-    monkeypatch.setattr(module, "load_video", flaky_load_video)
+        return action
+
+    monkeypatch.setattr(module, "_ffmpeg_frame_count", flaky(5))
+    monkeypatch.setattr(module, "_read_ffmpeg_frames", lambda path, index: torch.rand(len(index), 3, 16, 16))
     pixels = tiny_pipe.preprocess_video(str(video), height=16, width=16, num_frames=5)
     assert len(failures) == 2 and pixels.shape[-3:] == (5, 16, 16)
     failures.clear()
-    monkeypatch.setattr(module, "load_video", lambda path: (_ for _ in ()).throw(OSError("Could not load meta")))
+    monkeypatch.setattr(module, "_read_ffmpeg_frames", flaky(torch.rand(5, 3, 16, 16)))
+    assert tiny_pipe.preprocess_video(str(video), height=16, width=16, num_frames=5).shape[-3:] == (5, 16, 16)
+    assert len(failures) == 2
+    monkeypatch.setattr(module, "_ffmpeg_frame_count", lambda path: (_ for _ in ()).throw(OSError("Could not load")))
     with pytest.raises(ValueError, match="could not be read as a video after 3 attempts"):
         tiny_pipe.preprocess_video(str(video), height=16, width=16, num_frames=5)
 

@@ -273,9 +273,8 @@ def convert_official_checkpoint(
     )
 
     if torch_dtype is not None:
-        keep_fp32 = re.compile("|".join(UniViGUModel._keep_in_fp32_modules))
         mapped = {
-            k: (v.to(torch.float32 if keep_fp32.search(k) else torch_dtype) if v.is_floating_point() else v)
+            k: (v.to(torch.float32 if UniViGUModel.keeps_fp32(k) else torch_dtype) if v.is_floating_point() else v)
             for k, v in mapped.items()
         }
     model = UniViGUModel._from_full_state_dict(config, mapped)

@@ -1,7 +1,8 @@
 """The Uni-ViGU transformer (a transformers `PreTrainedModel`) and its configuration."""
 
 from .configuration_univigu import UniViGUConfig
-from .modeling_univigu import UniViGUModel, UniViGUModelOutput, UniViGUPreTrainedModel, UniViGUTransformerBlock
+from .modeling_univigu import UniViGUModel, UniViGUModelOutput, UniViGUPreTrainedModel
+from .transformer_block import UniViGUTransformerBlock
 from .video_context import UniViGUVideoContext
 
 

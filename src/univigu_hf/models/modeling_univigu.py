@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from diffusers import ModelMixin, WanTransformer3DModel
-from diffusers.models.attention import FeedForward
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import (
     WanRotaryPosEmbed,
@@ -25,9 +24,10 @@ from ..utils.checks import describe_value
 from ..utils.loading import check_state_dict_keys, config_summary, loading_problems, unreadable_weights_error
 from ..utils.saving import atomic_save_pretrained
 from ..utils.torch_utils import diffusers_dtype_kwargs, realign_cpu_tensors
-from .attention_processor import UniViGUAttnProcessor, text_rotary_embedding
+from .attention_processor import text_rotary_embedding
 from .configuration_univigu import UniViGUConfig
 from .input_checks import check_forward_inputs
+from .transformer_block import UniViGUTextTimeEmbedding, UniViGUTransformerBlock
 from .video_context import UniViGUVideoContext
 from .wan_growth import detect_wan_subfolder, initial_text_parameters, is_text_parameter
 
@@ -47,150 +47,16 @@ class UniViGUModelOutput(ModelOutput):
             Logits of the clean caption token at each text position; `None` when no text was given.
         video_context ([`UniViGUVideoContext`], *optional*):
             The video keys/values of every block, with `return_video_context=True`.
+        hidden_states (`tuple(torch.Tensor)`, *optional*):
+            With `output_hidden_states=True`: the token stream after the embeddings and after each block
+            (`num_layers + 1` tensors of shape `(batch_size, video_tokens + text_tokens, hidden_size)`, the video tokens
+            first, as the joint self-attention sees them; only the streams the call computes).
     """
 
     video_velocity: torch.Tensor | None = None
     text_logits: torch.Tensor | None = None
     video_context: UniViGUVideoContext | None = None
-
-
-class UniViGUTextTimeEmbedding(nn.Module):
-    """The text stream's timestep embedder: Wan's sinusoidal features -> MLP -> SiLU -> 6-way modulation projection."""
-
-    def __init__(self, dim: int, time_freq_dim: int):
-        super().__init__()
-        # Reuse Wan's embedder class for identical numerics; its prompt projection is not needed here.
-        wan_embedder = WanTimeTextImageEmbedding(dim, time_freq_dim, dim * 6, text_embed_dim=1)
-        self.timesteps_proj = wan_embedder.timesteps_proj
-        self.time_embedder = wan_embedder.time_embedder
-        self.act_fn = wan_embedder.act_fn
-        self.time_proj = wan_embedder.time_proj
-
-    def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        timestep = self.timesteps_proj(timestep)
-        embedder_dtype = next(iter(self.time_embedder.parameters())).dtype
-        if timestep.dtype != embedder_dtype and embedder_dtype != torch.int8:
-            timestep = timestep.to(embedder_dtype)
-        temb = self.time_embedder(timestep).to(dtype)
-        return temb, self.time_proj(self.act_fn(temb))
-
-
-class UniViGUTransformerBlock(WanTransformerBlock):
-    """
-    A Wan block over video and text tokens: shared `norm1`/`attn1` (joint self-attention), `attn2`/`norm2`
-    (cross-attention to the prompt) and modulation table; per-modality shift/scale/gate from each modality's
-    timestep embedding; `ffn` for video tokens and the `text_ffn` expert for text tokens.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        ffn_dim: int,
-        num_heads: int,
-        qk_norm: str = "rms_norm_across_heads",
-        cross_attn_norm: bool = False,
-        eps: float = 1e-6,
-        text_ffn_dim: int | None = None,
-    ):
-        super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim=None)
-        self.attn1.set_processor(UniViGUAttnProcessor())
-        self.text_ffn = FeedForward(dim, inner_dim=text_ffn_dim or ffn_dim, activation_fn="gelu-approximate")
-
-    def _modulation(self, temb: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (self.scale_shift_table + temb.float()).chunk(6, dim=1)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor | None,
-        encoder_hidden_states: torch.Tensor,
-        temb: torch.Tensor | None,
-        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None,
-        text_hidden_states: torch.Tensor | None = None,
-        text_temb: torch.Tensor | None = None,
-        text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
-        attention_mask: torch.Tensor | None = None,
-        video_attends_text: bool = True,
-        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
-        return_video_key_value: bool = False,
-        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cross_attention_output: torch.Tensor | None = None,
-    ) -> tuple:
-        """
-        Args:
-            hidden_states: video tokens `(B, L_v, D)` or `None`.
-            encoder_hidden_states: projected prompt embeddings `(B, L_c, D)`.
-            temb / text_temb: per-modality modulation `(B, 6, D)`.
-            rotary_emb / text_rotary_emb: video 3-D and text 1-D rotary tables.
-            text_hidden_states: text tokens `(B, L_t, D)` or `None`.
-            attention_mask: key-padding mask `(B, 1, 1, L_v + L_t)` (bool, `True` = attend) or `None`.
-            video_attends_text: whether video queries attend to text keys.
-            video_key_value: cached video keys/values `(B, L_v, H, Dh)` of this block's self-attention, for a
-                text-only step (`hidden_states=None`); see [`UniViGUVideoContext`].
-            return_video_key_value: also return this block's video keys/values.
-            key_value_buffers: for a text-only step without autograd, `video_key_value` in preallocated
-                `(B, L_v + L_t, H, Dh)` buffers (see [`UniViGUAttnProcessor`]).
-            cross_attention_output: the cross-attention output `(B, 1, D)` of every token when the prompt condition
-                is a single token (one key: the output is its projected value, whatever the query), so the text-only
-                step skips the cross-attention.
-
-        Returns:
-            `tuple`: the updated video and text tokens (`None` where absent), plus, with `return_video_key_value=True`,
-            `(key, value, cross_attention_output)`: the video keys/values and, for a one-token condition, the
-            cross-attention output (else `None`).
-        """
-        streams = []  # (tokens, shift, scale, gate, c_shift, c_scale, c_gate, ffn)
-        if hidden_states is not None:
-            streams.append((hidden_states, *self._modulation(temb), self.ffn))
-        if text_hidden_states is not None:
-            streams.append((text_hidden_states, *self._modulation(text_temb), self.text_ffn))
-        lengths = [s[0].shape[1] for s in streams]
-
-        def join(tensors):
-            return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
-
-        def split(tensor):
-            return [tensor] if len(lengths) == 1 else list(torch.split(tensor, lengths, dim=1))
-
-        # 1. Joint self-attention, per-modality modulation and gates.
-        normed = [(self.norm1(x.float()) * (1 + scale) + shift).type_as(x) for x, shift, scale, *_ in streams]
-        attn_output = self.attn1(
-            join(normed),
-            None,
-            attention_mask,
-            rotary_emb,
-            text_rotary_emb=text_rotary_emb,
-            num_video_tokens=hidden_states.shape[1] if hidden_states is not None else 0,
-            video_attends_text=video_attends_text,
-            video_key_value=video_key_value,
-            return_video_key_value=return_video_key_value,
-            key_value_buffers=key_value_buffers,
-        )
-        if return_video_key_value:
-            attn_output, video_key_value = attn_output
-        tokens = [(x.float() + out * gate).type_as(x) for (x, _, _, gate, *_), out in zip(streams, split(attn_output))]
-
-        # 2. Cross-attention to the prompt, shared by both modalities (ungated, as Wan).
-        joined = join(tokens)
-        if cross_attention_output is None:
-            normed = self.norm2(joined.float()).type_as(joined)
-            cross = self.attn2(normed, encoder_hidden_states, None, None)
-        else:
-            cross = cross_attention_output
-        joined = joined + cross
-        tokens = split(joined)
-
-        # 3. Modality experts: Wan's FFN for video, the text FFN for text.
-        outputs = []
-        for x, (_, _, _, _, c_shift, c_scale, c_gate, ffn) in zip(tokens, streams):
-            normed = (self.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
-            outputs.append((x.float() + ffn(normed).float() * c_gate).type_as(x))
-
-        video_out = outputs.pop(0) if hidden_states is not None else None
-        text_out = outputs.pop(0) if text_hidden_states is not None else None
-        if return_video_key_value:
-            single_key_output = cross[:, :1] if encoder_hidden_states.shape[1] == 1 else None
-            return video_out, text_out, (*video_key_value, single_key_output)
-        return video_out, text_out
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class UniViGUPreTrainedModel(PreTrainedModel):
@@ -201,9 +67,23 @@ class UniViGUPreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["UniViGUTransformerBlock"]
-    # Wan's fp32 modules (diffusers `_keep_in_fp32_modules`) plus the text counterparts; `_strict` makes bf16 too.
-    _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "text_norm_out"]
-    _keep_in_fp32_modules_strict = _keep_in_fp32_modules
+    # Wan's fp32 modules (diffusers' `_keep_in_fp32_modules`) that hold weights, plus the text head's norm; `_strict`
+    # keeps them fp32 in bf16 as well as fp16. (Wan's parameterless `norm1`/`norm3` compute in fp32 by class.)
+    _keep_in_fp32_modules = []
+    _keep_in_fp32_modules_strict = [
+        "time_embedder",
+        "scale_shift_table",
+        "norm2",
+        "text_scale_shift_table",
+        "text_norm_out",
+    ]
+
+    @classmethod
+    def keeps_fp32(cls, name: str) -> bool:
+        """Whether the parameter `name` stays float32 in a half-precision model (transformers' own name matching)."""
+        return any(
+            re.search(rf"(?:^|\.){re.escape(module)}(?:\.|$)", name) for module in cls._keep_in_fp32_modules_strict
+        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -212,7 +92,11 @@ class UniViGUPreTrainedModel(PreTrainedModel):
         and strict checks: a truncated or corrupted weights file, weights that do not match `config.json` (missing,
         unexpected or differently shaped tensors) and a pickled `.bin` that is not weights-only raise a clear error
         instead of returning a partly random model. `ignore_mismatched_sizes=True` re-initialises differently shaped
-        tensors as in transformers.
+        tensors as in transformers. With `output_loading_info=True` the call returns `(model, loading_info)` as in
+        transformers, and missing or unexpected tensors are reported there (and logged) rather than raised: the caller
+        asked to inspect them. So does `from_pretrained(None, config=config, state_dict=state_dict)`, where the caller
+        supplies the weights (the missing ones are initialised by `_init_weights`). Differently shaped tensors still
+        raise unless `ignore_mismatched_sizes=True`.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
         ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
@@ -230,6 +114,13 @@ class UniViGUPreTrainedModel(PreTrainedModel):
         except (SafetensorError, pickle.UnpicklingError) as error:
             raise unreadable_weights_error(source, error) from error
         problems = loading_problems(info, ignore_mismatched_sizes)
+        caller_checks = output_loading_info or (source is None and kwargs.get("state_dict") is not None)
+        if caller_checks and not loading_problems({"mismatched_keys": info.get("mismatched_keys")}, False):
+            # The caller asked for the report to inspect it, or passed the weights in memory, as in transformers:
+            # missing and unexpected tensors are reported (missing ones initialised) with a warning, not raised.
+            if problems:
+                logger.warning("Loading %s from %r: %s.", cls.__name__, source, "; ".join(problems))
+            problems = []
         if problems:
             raise ValueError(
                 f"The weights in {source!r} do not match its config.json ({cls.__name__}: {config_summary(model)}): "
@@ -279,21 +170,19 @@ class UniViGUPreTrainedModel(PreTrainedModel):
     def _from_config(cls, config, **kwargs):
         """
         `PreTrainedModel._from_config` (behind `AutoModel.from_config(config, dtype=...)`), with the
-        `_keep_in_fp32_modules` in float32 as `from_pretrained(..., dtype=...)` keeps them: the same dtypes either way.
+        `_keep_in_fp32_modules_strict` in float32 as `from_pretrained(..., dtype=...)` keeps them: the same dtypes either way.
         """
         model = super()._from_config(config, **kwargs)
-        keep_fp32 = re.compile("|".join(re.escape(name) for name in cls._keep_in_fp32_modules))
         for name, parameter in model.named_parameters():
-            if parameter.is_floating_point() and parameter.dtype != torch.float32 and keep_fp32.search(name):
+            if parameter.is_floating_point() and parameter.dtype != torch.float32 and cls.keeps_fp32(name):
                 parameter.data = parameter.data.float()
         return model
 
     @property
     def dtype(self) -> torch.dtype:
         """`torch.dtype`: the compute dtype, i.e. that of the weights outside the fp32-kept modules."""
-        keep_fp32 = re.compile("|".join(self._keep_in_fp32_modules))
         for name, parameter in self.named_parameters():
-            if parameter.is_floating_point() and not keep_fp32.search(name):
+            if parameter.is_floating_point() and not self.keeps_fp32(name):
                 return parameter.dtype
         return super().dtype
 
@@ -380,7 +269,6 @@ class UniViGUModel(UniViGUPreTrainedModel):
         self.text_norm_out = FP32LayerNorm(dim, eps=1e-5, elementwise_affine=True, bias=False)
         self.text_proj_out = nn.Linear(dim, config.text_vocab_size)
 
-        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -460,7 +348,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
         text_attention_mask: torch.Tensor | None = None,
         video_context: UniViGUVideoContext | None = None,
         return_video_context: bool = False,
-        return_dict: bool = True,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> UniViGUModelOutput | tuple:
         r"""
         Args:
@@ -486,12 +375,15 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 Equals the full forward when the context is `exact` (`video_attends_text=False`).
             return_video_context (`bool`, defaults to `False`):
                 Also return the [`UniViGUVideoContext`] of this forward (needs `video_latents`).
-            return_dict (`bool`, defaults to `True`):
-                Whether to return a [`UniViGUModelOutput`] instead of a tuple.
+            output_hidden_states (`bool`, *optional*):
+                Also return the token stream after the embeddings and after each block (defaults to
+                `config.output_hidden_states`).
+            return_dict (`bool`, *optional*):
+                Whether to return a [`UniViGUModelOutput`] instead of a tuple (defaults to `config.return_dict`, `True`).
 
         Returns:
             [`UniViGUModelOutput`] or `tuple`: `(video_velocity, text_logits)`, `None` for an absent modality, plus
-            `video_context` with `return_video_context=True`.
+            `video_context` with `return_video_context=True` and `hidden_states` with `output_hidden_states=True`.
         """
         batch_size = check_forward_inputs(
             self.config,
@@ -505,6 +397,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
             return_video_context,
         )
         config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.return_dict if return_dict is None else return_dict
         if encoder_hidden_states is None and video_context is None:
             encoder_hidden_states = self.patch_embedding.weight.new_zeros(batch_size, 1, config.text_dim)
             if video_latents is not None:
@@ -549,7 +443,10 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 attention_mask = key_mask[:, None, None, :]
 
         video_keys, video_values, cross_outputs = [], [], []
+        all_hidden_states = [] if output_hidden_states else None
         for index, block in enumerate(self.blocks):
+            if output_hidden_states:
+                video_hidden, text_hidden = _record_hidden_states(all_hidden_states, video_hidden, text_hidden)
             args = (
                 video_hidden,
                 encoder_hidden_states,
@@ -567,8 +464,6 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 video_keys.append(key)
                 video_values.append(value)
                 cross_outputs.append(cross)
-            elif torch.is_grad_enabled() and self.gradient_checkpointing:
-                video_hidden, text_hidden = self._gradient_checkpointing_func(block, *args)
             elif video_context is not None and not torch.is_grad_enabled():
                 video_hidden, text_hidden = block(
                     *args,
@@ -578,6 +473,9 @@ class UniViGUModel(UniViGUPreTrainedModel):
             else:
                 video_hidden, text_hidden = block(*args)
 
+        if output_hidden_states:
+            video_hidden, text_hidden = _record_hidden_states(all_hidden_states, video_hidden, text_hidden)
+            all_hidden_states = tuple(all_hidden_states)
         video_velocity = text_logits = None
         if video_hidden is not None:
             video_velocity = self._video_head(video_hidden, video_temb, post_patch_shape)
@@ -599,8 +497,17 @@ class UniViGUModel(UniViGUPreTrainedModel):
             if text_hidden is not None and not torch.is_grad_enabled():
                 new_context.reserve_text_rows(text_hidden.shape[1])
         if not return_dict:
-            return (video_velocity, text_logits) + ((new_context,) if return_video_context else ())
-        return UniViGUModelOutput(video_velocity=video_velocity, text_logits=text_logits, video_context=new_context)
+            return (
+                (video_velocity, text_logits)
+                + ((new_context,) if return_video_context else ())
+                + ((all_hidden_states,) if output_hidden_states else ())
+            )
+        return UniViGUModelOutput(
+            video_velocity=video_velocity,
+            text_logits=text_logits,
+            video_context=new_context,
+            hidden_states=all_hidden_states,
+        )
 
     def _video_head(self, hidden_states: torch.Tensor, temb: torch.Tensor, post_patch_shape: tuple) -> torch.Tensor:
         # Wan's output norm, projection and unpatchify.
@@ -742,4 +649,15 @@ def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.T
     return timestep.reshape(-1).expand(batch_size)
 
 
-__all__ = ["UniViGUModel", "UniViGUModelOutput", "UniViGUPreTrainedModel", "UniViGUTransformerBlock"]
+def _record_hidden_states(record: list, video_hidden: torch.Tensor | None, text_hidden: torch.Tensor | None) -> tuple:
+    """Appends the `[video; text]` token stream to `record` and returns the two streams as views of it, so the
+    recorded tensor is part of the graph (gradients with respect to it exist, as for transformers' hidden states)."""
+    if video_hidden is None or text_hidden is None:
+        record.append(video_hidden if text_hidden is None else text_hidden)
+        return video_hidden, text_hidden
+    joint = torch.cat([video_hidden, text_hidden], dim=1)
+    record.append(joint)
+    return joint[:, : video_hidden.shape[1]], joint[:, video_hidden.shape[1] :]
+
+
+__all__ = ["UniViGUModel", "UniViGUModelOutput", "UniViGUPreTrainedModel"]

@@ -2,13 +2,13 @@
 float tensors in [0, 1] (used by the pipeline, the transformers tasks, the `univigu` command and data preparation)."""
 
 import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
 from diffusers.utils import logging
-from diffusers.utils.loading_utils import load_video
 
 from ..utils.checks import all_finite
 
@@ -16,22 +16,64 @@ from ..utils.checks import all_finite
 logger = logging.get_logger(__name__)
 
 
-def to_frame_tensors(video) -> list[torch.Tensor]:
+class VideoClip:
     """
-    Normalises every accepted video input into a list of clips.
+    One video whose frames are converted only when asked for: `num_frames` is known up front, `read(index)` returns
+    the chosen frames. A file is decoded frame by frame and only the chosen frames are kept, so reading a few frames of
+    a long, large clip costs the memory of those frames, not of the clip.
+
+    Args:
+        num_frames (`int`): the number of frames.
+        read_frames (`Callable[[list[int]], torch.Tensor]`): returns the frames at sorted, distinct indices as
+            `(len(index), 3, height, width)` float32 in [0, 1].
+        source (`str`): what the clip is, for messages (a path, or the input's type).
+    """
+
+    def __init__(self, num_frames: int, read_frames: Callable[[list[int]], torch.Tensor], source: str):
+        self.num_frames = num_frames
+        self._read_frames = read_frames
+        self.source = source
+
+    def read(self, index: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            index (*optional*): frame indices in `[0, num_frames)`, in any order and with repeats; `None` for all.
+
+        Returns:
+            `torch.Tensor`: `(len(index), 3, height, width)` float32 in [0, 1].
+        """
+        index = list(range(self.num_frames)) if index is None else [int(i) for i in index]
+        if any(not 0 <= i < self.num_frames for i in index):
+            raise ValueError(f"frame indices must be in [0, {self.num_frames}) for {self.source}, got {index}")
+        distinct = sorted(set(index))
+        frames = self._read_frames(distinct)
+        position = {frame: row for row, frame in enumerate(distinct)}
+        return frames[[position[i] for i in index]]
+
+    def __repr__(self) -> str:
+        return f"VideoClip({self.source}, num_frames={self.num_frames})"
+
+
+def to_clips(video) -> list[VideoClip]:
+    """
+    Checks every accepted video input and wraps it as a list of [`VideoClip`]s; files are opened (their frames
+    counted) but not decoded into memory.
 
     Args:
         video: one video or a list of them: a file path (`str`/`os.PathLike`, any format imageio-ffmpeg reads), a list
             of `PIL.Image.Image` frames, a `np.ndarray` `(frames, height, width, 3)` (or with a leading batch axis),
-            `uint8` or float in [0, 1], or a `torch.Tensor` `(frames, 3, height, width)` (or batched), float in [0, 1].
+            `uint8` or float in [0, 1], a `torch.Tensor` `(frames, 3, height, width)` (or batched), float in [0, 1],
+            or a [`VideoClip`].
 
     Returns:
-        `list[torch.Tensor]`: one `(frames, 3, height, width)` float32 tensor in [0, 1] per video.
+        `list[VideoClip]`: one per video.
     """
+    if isinstance(video, VideoClip):
+        return [video]
     if isinstance(video, (str, os.PathLike)):
-        return [load_video_file(os.fspath(video))]
+        return [open_video_file(os.fspath(video))]
     if isinstance(video, PIL.Image.Image):
-        return [pil_frames([video])]
+        return [_pil_clip([video])]
     if isinstance(video, (list, tuple)):
         if not video:
             raise ValueError(
@@ -39,13 +81,13 @@ def to_frame_tensors(video) -> list[torch.Tensor]:
                 "non-empty list of these"
             )
         if all(isinstance(frame, PIL.Image.Image) for frame in video):
-            return [pil_frames(video)]
+            return [_pil_clip(video)]
         clips = []
         for item in video:
             if isinstance(item, (list, tuple)) and item and all(isinstance(f, PIL.Image.Image) for f in item):
-                clips.append(pil_frames(item))
+                clips.append(_pil_clip(item))
             else:
-                clips.extend(to_frame_tensors(item) if not isinstance(item, (list, tuple)) else [None])
+                clips.extend(to_clips(item) if not isinstance(item, (list, tuple)) else [None])
         if any(clip is None for clip in clips):
             raise TypeError(
                 "video must be a path, a list of PIL images, a numpy array, a torch tensor, or a list of these"
@@ -58,16 +100,23 @@ def to_frame_tensors(video) -> list[torch.Tensor]:
                 f"3), got {video.shape}"
             )
         if video.dtype == np.uint8:
-            array = video.astype(np.float32) / 255.0
+            scale = 1.0 / 255.0
         elif np.issubdtype(video.dtype, np.floating):
-            array = video.astype(np.float32)
-            if not np.isfinite(array).all():
-                raise ValueError(_NON_FINITE_VIDEO.format(int((~np.isfinite(array)).sum())))
-            check_unit_range(array.min(), array.max())
+            scale = 1.0
+            if not np.isfinite(video).all():
+                raise ValueError(_NON_FINITE_VIDEO.format(int((~np.isfinite(video)).sum())))
+            check_unit_range(float(video.min()), float(video.max()))
         else:
             raise TypeError(f"video as a numpy array must be uint8 in [0, 255] or float in [0, 1], got {video.dtype}")
-        tensor = torch.from_numpy(array).movedim(-1, -3)  # (..., F, 3, H, W)
-        return list(tensor) if tensor.ndim == 5 else [tensor]
+        clips = list(video) if video.ndim == 5 else [video]
+        return [
+            VideoClip(
+                len(clip),
+                lambda index, clip=clip: torch.from_numpy(clip[index].astype(np.float32) * scale).movedim(-1, -3),
+                "a numpy array",
+            )
+            for clip in clips
+        ]
     if isinstance(video, torch.Tensor):
         if video.ndim not in (4, 5) or video.shape[-3] != 3:
             raise ValueError(
@@ -76,15 +125,29 @@ def to_frame_tensors(video) -> list[torch.Tensor]:
             )
         if not video.is_floating_point():
             raise TypeError(f"video as a torch tensor must be floating point in [0, 1], got {video.dtype}")
-        tensor = video.detach().float().cpu()
+        tensor = video.detach()
         if not all_finite(tensor):
             raise ValueError(_NON_FINITE_VIDEO.format(int((~torch.isfinite(tensor)).sum())))
         check_unit_range(float(tensor.min()), float(tensor.max()))
-        return list(tensor) if tensor.ndim == 5 else [tensor]
+        clips = list(tensor) if tensor.ndim == 5 else [tensor]
+        return [
+            VideoClip(len(clip), lambda index, clip=clip: clip[index].float().cpu(), "a torch tensor")
+            for clip in clips
+        ]
     raise TypeError(
         "video must be a path, a list of PIL images, a numpy array, a torch tensor, or a list of these; got "
         f"{type(video).__name__}"
     )
+
+
+def to_frame_tensors(video) -> list[torch.Tensor]:
+    """
+    Every frame of every video, as [`to_clips`] accepts them.
+
+    Returns:
+        `list[torch.Tensor]`: one `(frames, 3, height, width)` float32 tensor in [0, 1] per video.
+    """
+    return [clip.read() for clip in to_clips(video)]
 
 
 _NON_FINITE_VIDEO = "video contains {} NaN or inf values; accepted: finite floats in [0, 1] (or uint8 in [0, 255])"
@@ -107,25 +170,24 @@ def pil_frames(frames) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
+def _pil_clip(frames) -> VideoClip:
+    frames = list(frames)
+    if len({frame.size for frame in frames}) > 1:
+        raise ValueError("video frames must all have the same size")
+    return VideoClip(len(frames), lambda index: pil_frames([frames[i] for i in index]), "a list of PIL images")
+
+
 _VIDEO_READ_ATTEMPTS = 3
 
 
-def load_video_file(path: str) -> torch.Tensor:
-    """
-    Reads a video file (any format imageio-ffmpeg reads) as a `(frames, 3, height, width)` float32 tensor in [0, 1].
-
-    Raises:
-        `FileNotFoundError` if there is no such file, `ValueError` if it cannot be read as a video.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"video file not found: {path!r}")
+def _with_retries(path: str, action: Callable):
+    """Runs `action()`, turning a failure into a `ValueError` that names the file. imageio-ffmpeg gives up on
+    ffmpeg's header after 10 s ("Could not load meta information"), which a busy machine can exceed for a valid file:
+    an `OSError` is retried before the file is called unreadable."""
     for attempt in range(_VIDEO_READ_ATTEMPTS):
         try:
-            frames = load_video(path)
-            break
+            return action()
         except OSError as error:
-            # imageio-ffmpeg gives up on ffmpeg's header after 10 s ("Could not load meta information"), which a
-            # busy machine can exceed for a valid file: read again before calling the file unreadable.
             if attempt + 1 < _VIDEO_READ_ATTEMPTS:
                 logger.warning(f"Reading {path!r} failed ({error.__class__.__name__}); trying again.")
                 continue
@@ -133,13 +195,86 @@ def load_video_file(path: str) -> torch.Tensor:
                 f"video file {path!r} could not be read as a video after {_VIDEO_READ_ATTEMPTS} attempts "
                 f"({type(error).__name__}: {error})"
             ) from error
+        except ValueError:
+            raise
         except Exception as error:  # imageio raises many types for unreadable files
             raise ValueError(
                 f"video file {path!r} could not be read as a video ({type(error).__name__}: {error})"
             ) from error
-    if not frames:
+
+
+def open_video_file(path: str) -> VideoClip:
+    """
+    Opens a video file (any format imageio-ffmpeg reads; gifs through PIL, as diffusers' `load_video`) as a
+    [`VideoClip`]: its frames are counted now and decoded when read, keeping only the frames asked for.
+
+    Raises:
+        `FileNotFoundError` if there is no such file, `ValueError` if it cannot be read as a video.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file not found: {path!r}")
+    if path.lower().endswith(".gif"):
+        count = _with_retries(path, lambda: _gif_frame_count(path))
+        read = lambda index: _with_retries(path, lambda: _read_gif_frames(path, index))  # noqa: E731
+    else:
+        count = _with_retries(path, lambda: _ffmpeg_frame_count(path))
+        read = lambda index: _with_retries(path, lambda: _read_ffmpeg_frames(path, index))  # noqa: E731
+    if not count:
         raise ValueError(f"video file {path!r} has no frames")
+    return VideoClip(count, read, repr(path))
+
+
+def load_video_file(path: str) -> torch.Tensor:
+    """
+    Reads every frame of a video file as a `(frames, 3, height, width)` float32 tensor in [0, 1] (see
+    [`open_video_file`] to read only some).
+
+    Raises:
+        `FileNotFoundError` if there is no such file, `ValueError` if it cannot be read as a video.
+    """
+    return open_video_file(path).read()
+
+
+def _gif_frame_count(path: str) -> int:
+    with PIL.Image.open(path) as gif:
+        return int(getattr(gif, "n_frames", 1))
+
+
+def _read_gif_frames(path: str, index: list[int]) -> torch.Tensor:
+    frames = []
+    with PIL.Image.open(path) as gif:
+        for i in index:
+            gif.seek(i)
+            frames.append(gif.convert("RGB"))
     return pil_frames(frames)
+
+
+def _ffmpeg_frame_count(path: str) -> int:
+    import imageio
+
+    with imageio.get_reader(path, format="ffmpeg") as reader:
+        return int(reader.count_frames())
+
+
+def _read_ffmpeg_frames(path: str, index: list[int]) -> torch.Tensor:
+    """Decodes the file once, frame by frame, converting only the frames at the sorted indices `index`."""
+    import imageio
+
+    wanted, frames, delivered = set(index), [], 0
+    with imageio.get_reader(path, format="ffmpeg") as reader:
+        for frame in reader:
+            if delivered in wanted:
+                frames.append(torch.from_numpy(frame.astype(np.float32) / 255.0).permute(2, 0, 1))
+            delivered += 1
+            if len(frames) == len(wanted):
+                break
+    if len(frames) != len(wanted):
+        # ffmpeg's frame count (a decoding pass of its own) and the frames it delivers can differ for odd files.
+        raise ValueError(
+            f"video file {path!r} delivered {delivered} frames, fewer than the {max(index) + 1} its counting pass "
+            "found; re-encode it (e.g. ffmpeg -i in.mp4 out.mp4)"
+        )
+    return torch.stack(frames)
 
 
 def resize_and_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from .. import __version__
-from ..models import UniViGUModel
+from ..models import UniViGUConfig, UniViGUModel
 from ..pipelines import UniViGUPipeline
 from ..schedulers import UniFlowScheduler
 
@@ -228,3 +228,70 @@ def foundation_demo(seed: int = 0, steps: int | None = None, vocab_size: int = 6
         report["joint_video_latent_std"] = round(float(video.std()), 4)
 
     return report
+
+
+class UniViGUModelTester:
+    """
+    The tiny configuration and inputs of the model tests, in the shape of transformers' `ModelTester` classes
+    (`get_config`, `prepare_config_and_inputs_for_common`), so the same tester drives our own model tests and the
+    libraries' common test mixins.
+
+    Args:
+        parent: the `unittest.TestCase` (or any object) running the checks.
+        batch_size, num_frames, height, width: the video latents' shape (`height`/`width` multiples of the patch).
+        text_length: caption tokens per sample.
+        condition_length: prompt-embedding tokens per sample.
+    """
+
+    def __init__(
+        self,
+        parent=None,
+        batch_size: int = 2,
+        num_frames: int = 2,
+        height: int = 4,
+        width: int = 4,
+        text_length: int = 5,
+        condition_length: int = 3,
+    ):
+        self.parent = parent
+        self.batch_size = batch_size
+        self.num_frames = num_frames
+        self.height = height
+        self.width = width
+        self.text_length = text_length
+        self.condition_length = condition_length
+        config = self.get_config()
+        p_t, p_h, p_w = config.patch_size
+        self.num_video_tokens = (num_frames // p_t) * (height // p_h) * (width // p_w)
+        # The joint `[video; text]` sequence the blocks see.
+        self.seq_length = self.num_video_tokens + text_length
+        self.vocab_size = config.text_vocab_size
+        self.hidden_size = config.hidden_size
+        self.num_hidden_layers = config.num_layers
+        self.num_attention_heads = config.num_attention_heads
+        self.is_training = True
+
+    def get_config(self, **overrides) -> UniViGUConfig:
+        """The tiny Wan configuration grown with a 64-token text stream."""
+        values = dict(tiny_wan_config(), text_vocab_size=TEXT_VOCAB_SIZE, max_text_length=16)
+        values.update(overrides)
+        return UniViGUConfig(**values)
+
+    def prepare_config_and_inputs_for_common(self, seed: int = 0) -> tuple[UniViGUConfig, dict]:
+        """The config and one joint forward's inputs (video latents, caption ids, both timesteps, prompt)."""
+        config = self.get_config()
+        generator = torch.Generator().manual_seed(seed)
+        inputs = dict(
+            video_latents=torch.randn(
+                self.batch_size, config.in_channels, self.num_frames, self.height, self.width, generator=generator
+            ),
+            text_ids=torch.randint(
+                0, config.text_vocab_size, (self.batch_size, self.text_length), generator=generator
+            ),
+            video_timestep=torch.rand(self.batch_size, generator=generator) * 1000,
+            text_timestep=torch.rand(self.batch_size, generator=generator) * 1000,
+            encoder_hidden_states=torch.randn(
+                self.batch_size, self.condition_length, config.text_dim, generator=generator
+            ),
+        )
+        return config, inputs

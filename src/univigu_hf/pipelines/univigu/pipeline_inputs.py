@@ -120,11 +120,14 @@ class UniViGUPipelineInputsMixin:
             *: the arguments of the task methods, with the same meaning.
         """
         prompts = None if prompt is None else self._prompt_list(prompt)
-        embeds_batch = self._check_prompt_embeds(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds)
+        embeds_batch = self._check_prompt_embeds(
+            prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, use_text_stream
+        )
         if use_text_stream and prompt is None:
             raise ValueError(
-                "prompt is required with use_text_stream=True (its tokens sit in the text stream); with prompt_embeds "
-                "alone pass use_text_stream=False"
+                "prompt is required with use_text_stream=True (its tokens sit in the text stream): pass the prompt "
+                "together with prompt_embeds (only the tokenizer reads it, the text encoder does not run), or "
+                "use_text_stream=False"
             )
         height, width, num_frames = self.resolve_size(height, width, num_frames)
         self._resolve_steps(num_inference_steps)
@@ -179,10 +182,17 @@ class UniViGUPipelineInputsMixin:
                     f"{'NaN or inf values' if latents.is_floating_point() else f'dtype {latents.dtype}'}"
                 )
 
-    def _check_prompt_embeds(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds) -> int | None:
-        """Checks the prompt/embedding pairs as `WanPipeline` does; returns the embeddings' batch size (or None)."""
-        if prompt is not None and prompt_embeds is not None:
-            raise ValueError("prompt and prompt_embeds cannot both be given; accepted: one of the two")
+    def _check_prompt_embeds(
+        self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, use_text_stream: bool = False
+    ) -> int | None:
+        """Checks the prompt/embedding pairs as `WanPipeline` does; returns the embeddings' batch size (or None).
+        With the text stream, `prompt` may come with `prompt_embeds`: the prompt gives the stream's tokens, the
+        embeddings the condition (one row per prompt)."""
+        if prompt is not None and prompt_embeds is not None and not use_text_stream:
+            raise ValueError(
+                "prompt and prompt_embeds cannot both be given without the text stream; accepted: one of the two "
+                "(with use_text_stream=True the prompt gives the text stream's tokens)"
+            )
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError(
                 "negative_prompt and negative_prompt_embeds cannot both be given; accepted: one of the two"
@@ -204,6 +214,11 @@ class UniViGUPipelineInputsMixin:
                 raise ValueError(
                     f"{name} must have text_dim={text_dim} features (dim 2), got shape {tuple(value.shape)}"
                 )
+        if prompt is not None and len(self._prompt_list(prompt)) != prompt_embeds.shape[0]:
+            raise ValueError(
+                f"prompt_embeds must have one row per prompt ({len(self._prompt_list(prompt))}), got "
+                f"{prompt_embeds.shape[0]}"
+            )
         if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] != prompt_embeds.shape[0]:
             raise ValueError(
                 f"negative_prompt_embeds must have the batch size of prompt_embeds ({prompt_embeds.shape[0]}), got "

@@ -202,7 +202,7 @@ class UniViGUPipeline(
                 negative = negative * count
         given = prompt_embeds
         prompt_embeds, negative_embeds = self.encode_prompt(
-            prompt=prompts,
+            prompt=prompts if given is None else None,
             negative_prompt=negative,
             do_classifier_free_guidance=cfg and negative_prompt_embeds is None,
             num_videos_per_prompt=num_videos_per_prompt,
@@ -496,7 +496,8 @@ class UniViGUPipeline(
             prompt_embeds, negative_prompt_embeds (`torch.Tensor`, *optional*): precomputed text-encoder embeddings
                 `(batch, sequence, text_dim)` (from [`~UniViGUPipeline.encode_prompt`]) instead of `prompt` /
                 `negative_prompt`, as in `WanPipeline`; each row gives `num_videos_per_prompt` videos. The text
-                stream holds the prompt's tokens, so embeddings alone need `use_text_stream=False`.
+                stream holds the prompt's tokens: pass `prompt` as well (only the tokenizer reads it; the pipeline
+                may be loaded with `text_encoder=None`), or `use_text_stream=False`.
             output_type (`str`, defaults to `"np"`): "np", "pil", "pt" or "latent".
             return_dict (`bool`, defaults to `True`): return a [`UniViGUPipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, *optional*): called as `callback(pipe, step, timestep, kwargs)` after each

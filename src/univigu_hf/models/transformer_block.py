@@ -1,0 +1,153 @@
+"""The UniViGU transformer block (a Wan block over video and text tokens, with the text FFN expert) and the text
+stream's timestep embedder."""
+
+import torch
+import torch.nn as nn
+from diffusers.models.attention import FeedForward
+from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformerBlock
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from .attention_processor import UniViGUAttnProcessor
+
+
+class UniViGUTextTimeEmbedding(nn.Module):
+    """The text stream's timestep embedder: Wan's sinusoidal features -> MLP -> SiLU -> 6-way modulation projection."""
+
+    def __init__(self, dim: int, time_freq_dim: int):
+        super().__init__()
+        # Reuse Wan's embedder class for identical numerics; its prompt projection is not needed here.
+        wan_embedder = WanTimeTextImageEmbedding(dim, time_freq_dim, dim * 6, text_embed_dim=1)
+        self.timesteps_proj = wan_embedder.timesteps_proj
+        self.time_embedder = wan_embedder.time_embedder
+        self.act_fn = wan_embedder.act_fn
+        self.time_proj = wan_embedder.time_proj
+
+    def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        timestep = self.timesteps_proj(timestep)
+        embedder_dtype = next(iter(self.time_embedder.parameters())).dtype
+        if timestep.dtype != embedder_dtype and embedder_dtype != torch.int8:
+            timestep = timestep.to(embedder_dtype)
+        temb = self.time_embedder(timestep).to(dtype)
+        return temb, self.time_proj(self.act_fn(temb))
+
+
+class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
+    """
+    A Wan block over video and text tokens: shared `norm1`/`attn1` (joint self-attention), `attn2`/`norm2`
+    (cross-attention to the prompt) and modulation table; per-modality shift/scale/gate from each modality's
+    timestep embedding; `ffn` for video tokens and the `text_ffn` expert for text tokens. A transformers
+    `GradientCheckpointingLayer`: `model.gradient_checkpointing_enable()` checkpoints each block in training mode.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        ffn_dim: int,
+        num_heads: int,
+        qk_norm: str = "rms_norm_across_heads",
+        cross_attn_norm: bool = False,
+        eps: float = 1e-6,
+        text_ffn_dim: int | None = None,
+    ):
+        super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim=None)
+        self.attn1.set_processor(UniViGUAttnProcessor())
+        self.text_ffn = FeedForward(dim, inner_dim=text_ffn_dim or ffn_dim, activation_fn="gelu-approximate")
+
+    def _modulation(self, temb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.scale_shift_table + temb.float()).chunk(6, dim=1)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        temb: torch.Tensor | None,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None,
+        text_hidden_states: torch.Tensor | None = None,
+        text_temb: torch.Tensor | None = None,
+        text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        video_attends_text: bool = True,
+        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        return_video_key_value: bool = False,
+        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cross_attention_output: torch.Tensor | None = None,
+    ) -> tuple:
+        """
+        Args:
+            hidden_states: video tokens `(B, L_v, D)` or `None`.
+            encoder_hidden_states: projected prompt embeddings `(B, L_c, D)`.
+            temb / text_temb: per-modality modulation `(B, 6, D)`.
+            rotary_emb / text_rotary_emb: video 3-D and text 1-D rotary tables.
+            text_hidden_states: text tokens `(B, L_t, D)` or `None`.
+            attention_mask: key-padding mask `(B, 1, 1, L_v + L_t)` (bool, `True` = attend) or `None`.
+            video_attends_text: whether video queries attend to text keys.
+            video_key_value: cached video keys/values `(B, L_v, H, Dh)` of this block's self-attention, for a
+                text-only step (`hidden_states=None`); see [`UniViGUVideoContext`].
+            return_video_key_value: also return this block's video keys/values.
+            key_value_buffers: for a text-only step without autograd, `video_key_value` in preallocated
+                `(B, L_v + L_t, H, Dh)` buffers (see [`UniViGUAttnProcessor`]).
+            cross_attention_output: the cross-attention output `(B, 1, D)` of every token when the prompt condition
+                is a single token (one key: the output is its projected value, whatever the query), so the text-only
+                step skips the cross-attention.
+
+        Returns:
+            `tuple`: the updated video and text tokens (`None` where absent), plus, with `return_video_key_value=True`,
+            `(key, value, cross_attention_output)`: the video keys/values and, for a one-token condition, the
+            cross-attention output (else `None`).
+        """
+        streams = []  # (tokens, shift, scale, gate, c_shift, c_scale, c_gate, ffn)
+        if hidden_states is not None:
+            streams.append((hidden_states, *self._modulation(temb), self.ffn))
+        if text_hidden_states is not None:
+            streams.append((text_hidden_states, *self._modulation(text_temb), self.text_ffn))
+        lengths = [s[0].shape[1] for s in streams]
+
+        def join(tensors):
+            return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
+
+        def split(tensor):
+            return [tensor] if len(lengths) == 1 else list(torch.split(tensor, lengths, dim=1))
+
+        # 1. Joint self-attention, per-modality modulation and gates.
+        normed = [(self.norm1(x.float()) * (1 + scale) + shift).type_as(x) for x, shift, scale, *_ in streams]
+        attn_output = self.attn1(
+            join(normed),
+            None,
+            attention_mask,
+            rotary_emb,
+            text_rotary_emb=text_rotary_emb,
+            num_video_tokens=hidden_states.shape[1] if hidden_states is not None else 0,
+            video_attends_text=video_attends_text,
+            video_key_value=video_key_value,
+            return_video_key_value=return_video_key_value,
+            key_value_buffers=key_value_buffers,
+        )
+        if return_video_key_value:
+            attn_output, video_key_value = attn_output
+        tokens = [(x.float() + out * gate).type_as(x) for (x, _, _, gate, *_), out in zip(streams, split(attn_output))]
+
+        # 2. Cross-attention to the prompt, shared by both modalities (ungated, as Wan).
+        joined = join(tokens)
+        if cross_attention_output is None:
+            normed = self.norm2(joined.float()).type_as(joined)
+            cross = self.attn2(normed, encoder_hidden_states, None, None)
+        else:
+            cross = cross_attention_output
+        joined = joined + cross
+        tokens = split(joined)
+
+        # 3. Modality experts: Wan's FFN for video, the text FFN for text.
+        outputs = []
+        for x, (_, _, _, _, c_shift, c_scale, c_gate, ffn) in zip(tokens, streams):
+            normed = (self.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
+            outputs.append((x.float() + ffn(normed).float() * c_gate).type_as(x))
+
+        video_out = outputs.pop(0) if hidden_states is not None else None
+        text_out = outputs.pop(0) if text_hidden_states is not None else None
+        if return_video_key_value:
+            single_key_output = cross[:, :1] if encoder_hidden_states.shape[1] == 1 else None
+            return video_out, text_out, (*video_key_value, single_key_output)
+        return video_out, text_out
+
+
+__all__ = ["UniViGUTextTimeEmbedding", "UniViGUTransformerBlock"]
