@@ -113,6 +113,21 @@ def _param_counts(r: dict) -> list[tuple]:
     return rows
 
 
+def _real_videos(r: dict) -> list[tuple]:
+    rows = []
+    for name, row in r["clips"].items():
+        value = (
+            f"{row['peak_rss_mb']} MB ({row['rss_over_sample']}x the sample)" if "peak_rss_mb" in row else row["error"]
+        )
+        rows.append(("real videos", f"caption peak RSS, {name}", value, ""))
+    rows.append(("real videos", r["goal_rss"], "", _goal(r.get("goal_rss_met"))))
+    for name, seconds in r["startup_seconds"].items():
+        if isinstance(seconds, float):
+            rows.append(("real videos", name, f"{seconds} s", ""))
+    rows.append(("real videos", f"command start-up {r['goal_startup']}", "", _goal(r.get("goal_startup_met"))))
+    return rows
+
+
 SUMMARIES = {
     "param_counts": _param_counts,
     "pipeline_modes": _pipeline_modes,
@@ -122,6 +137,7 @@ SUMMARIES = {
     "training_overhead": _training,
     "data_preparation": _data_preparation,
     "efficiency": _efficiency,
+    "real_videos": _real_videos,
 }
 
 

@@ -513,7 +513,9 @@ def test_a_transient_video_read_failure_is_retried(tmp_path, tiny_pipe, monkeypa
         return action
 
     monkeypatch.setattr(module, "_ffmpeg_frame_count", flaky(5))
-    monkeypatch.setattr(module, "_read_ffmpeg_frames", lambda path, index: torch.rand(len(index), 3, 16, 16))
+    monkeypatch.setattr(
+        module, "_read_ffmpeg_frames", lambda path, index, transform: torch.rand(len(index), 3, 16, 16)
+    )
     pixels = tiny_pipe.preprocess_video(str(video), height=16, width=16, num_frames=5)
     assert len(failures) == 2 and pixels.shape[-3:] == (5, 16, 16)
     failures.clear()

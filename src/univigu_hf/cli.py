@@ -1,14 +1,6 @@
-"""The `univigu` command.
-
-    univigu generate --prompt "..." --output out.mp4   text -> video (mp4 or gif)
-    univigu caption VIDEO [VIDEO ...]                  video -> text (several processes: `accelerate launch -m
-                                                       univigu_hf.cli caption ...` splits the videos)
-    univigu joint --prompt "..." --output out.mp4      text -> video + caption
-    univigu convert --checkpoint X.pth --wan-config DIR --output DIR   official checkpoint -> safetensors
-    univigu demo [--output_dir outputs/demo]           the embedded model in all three tasks, with a report
-    univigu demo --foundation                          the foundation demo on a tiny random model
-    univigu card FOLDER [--output README.md]          the model card of a saved pipeline/model/adapter
-    univigu push FOLDER REPO_ID [--private]           publish it on the Hub with its card (docs/hub.md)
+"""The `univigu` command's commands: what `generate`, `caption`, `joint`, `demo`, `card` and `push` do once their
+arguments are parsed. The arguments, `--help` and `--version` are in the standard-library-only front module
+`univigu_hf_cli` (so they answer without importing torch); [`main`] is the same entry point.
 
 `generate`, `caption` and `joint` run `UniViGUPipeline.generate_video` / `caption` / `generate_joint` on a saved
 pipeline (`--model`: a folder or a Hub repo id; default: the embedded shapes-world model `univigu_hf.DEFAULT_MODEL`;
@@ -30,7 +22,7 @@ from typing import Any
 import torch
 from diffusers.utils import logging
 
-from . import __version__
+from .utils.saving import write_text_atomic
 
 
 logger = logging.get_logger(__name__)
@@ -56,14 +48,12 @@ def _check_output(path: str) -> str:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise CLIError(f"the folder of --output does not exist: {parent!r}")
+    # Checked before the model runs, so a run is not lost to a target that cannot be written.
+    if os.path.isdir(path):
+        raise CLIError(f"--output {path!r} is a folder; give a file name ending in .mp4 or .gif")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"the folder of --output is not writable: {parent!r}")
     return path
-
-
-def _check_positive(args: argparse.Namespace, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None and value <= 0:
-            raise CLIError(f"--{name.replace('_', '-')} must be positive (> 0), got {value}")
 
 
 def _resolve_model(model: str | None) -> str:
@@ -198,7 +188,6 @@ def _save_and_report(args, pipe, task: str, frames, text, seed: int, seconds: fl
 def _run_generation(args: argparse.Namespace, task: str, method_name: str, **task_kwargs) -> int:
     """The shared body of `generate` and `joint`: check, load, run seeded and timed, write the video, report."""
     _check_output(args.output)
-    _check_positive(args, ("steps", "height", "width", "num_frames", "fps", *task_kwargs))
     pipe = _load_pipeline(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     start = time.perf_counter()
@@ -251,9 +240,8 @@ def _caption(args: argparse.Namespace) -> int:
     captions its share, and the main process reports all captions in the input order. Every video gets its own
     generator seeded with `--seed`, so a caption does not depend on the number of processes.
     """
-    from .pipelines.video_io import load_video_file
+    from .pipelines.video_io import open_video_file
 
-    _check_positive(args, ("steps", "height", "width", "num_frames", "max_text_length", "video_cache_refresh"))
     for path in args.videos:
         if not os.path.isfile(path):
             raise CLIError(f"video file not found: {path!r}")
@@ -265,7 +253,7 @@ def _caption(args: argparse.Namespace) -> int:
     videos = []
     for path in paths:
         try:
-            videos.append(load_video_file(path))
+            videos.append(open_video_file(path))  # counted now, decoded frame by frame when captioned
         except (FileNotFoundError, ValueError) as error:
             cause = error.__cause__ if error.__cause__ is not None else error
             raise CLIError(f"could not read {path!r} as a video ({_first_line(cause)})") from error
@@ -387,7 +375,7 @@ def _card(args: argparse.Namespace) -> int:
         raise CLIError(" ".join(str(error).split())) from error
     if args.output:
         try:
-            card.save(args.output)
+            write_text_atomic(args.output, str(card))
         except OSError as error:
             raise CLIError(f"could not write --output {args.output!r}: {_first_line(error)}") from error
         lines = [f"Wrote the model card of {args.folder} to {args.output}"]
@@ -423,172 +411,36 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_card_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "folder", metavar="FOLDER", help="a saved UniViGUPipeline, UniViGUModel or LoRA adapter folder (or a "
-        "training script's output_dir)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--metrics", help="evaluation metrics JSON for the card's results (e.g. docs/results/shapes.json)"
-    )
-    parser.add_argument("--base-model", help="the Hub repo this checkpoint derives from (card metadata)")
-    parser.add_argument(
-        "--training", help="training record JSON (default: the folder's training_summary.json, if any)"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+HANDLERS = {
+    "generate": _generate,
+    "caption": _caption,
+    "joint": _joint,
+    "demo": _demo,
+    "card": _card,
+    "push": _push,
+}
 
 
-def _add_common_arguments(parser: argparse.ArgumentParser, video_output: bool, text_output: bool) -> None:
-    parser.add_argument(
-        "--model",
-        help="saved UniViGUPipeline folder or Hub repo id (default: the bundled model, when there is one)",
-    )
-    parser.add_argument("--steps", type=int, help="denoising steps (default: the pipeline config's)")
-    parser.add_argument("--seed", type=int, help="random seed (default: a random one, reported in the output)")
-    if video_output:
-        parser.add_argument("--guidance-scale", type=float, help="video CFG scale (default: the pipeline config's)")
-        parser.add_argument("--negative-prompt", help="negative prompt for CFG (default: empty)")
-    parser.add_argument("--height", type=int, help="video height (multiple of 16; default: the config's)")
-    parser.add_argument("--width", type=int, help="video width (multiple of 16; default: the config's)")
-    parser.add_argument("--num-frames", type=int, help="frames, 4k+1 (default: the config's / the video's)")
-    if text_output:
-        parser.add_argument("--max-text-length", type=int, help="caption tokens (default: the model config's)")
-    if video_output:
-        parser.add_argument("--fps", type=float, help="frame rate of the written video (default: the config's)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights dtype (default: float32)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or library warnings")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Builds the `univigu` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="univigu",
-        description="Uni-ViGU on Hugging Face: unified video generation and captioning on Wan2.1.",
-    )
-    parser.add_argument("--version", action="version", version=f"univigu_hf {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    generate = commands.add_parser("generate", help="generate a video from a prompt (mp4 or gif)")
-    generate.add_argument("--prompt", required=True, help="the text prompt")
-    generate.add_argument("--output", required=True, help="video file to write: .mp4 or .gif")
-    _add_common_arguments(generate, video_output=True, text_output=False)
-    generate.set_defaults(handler=_generate)
-
-    caption = commands.add_parser("caption", help="caption one or more video files")
-    caption.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, gif, webm, ...)")
-    caption.add_argument("--prompt", help="optional condition for the captioner (default: none)")
-    caption.add_argument(
-        "--video-cache",
-        choices=("off", "exact", "approx"),
-        help="video context cache: exact (models with video_attends_text=False; their default), approx (joint "
-        "attention, an approximation), off (the default otherwise); see docs/pipeline.md",
-    )
-    caption.add_argument(
-        "--video-cache-refresh", type=int, help="with --video-cache approx: a full step every N steps (default: once)"
-    )
-    _add_common_arguments(caption, video_output=False, text_output=True)
-    caption.set_defaults(handler=_caption)
-
-    joint = commands.add_parser("joint", help="generate a video and its caption together from a prompt")
-    joint.add_argument("--prompt", required=True, help="the text prompt")
-    joint.add_argument("--output", required=True, help="video file to write: .mp4 or .gif")
-    _add_common_arguments(joint, video_output=True, text_output=True)
-    joint.set_defaults(handler=_joint)
-
-    convert = commands.add_parser(
-        "convert",
-        help="convert an official Uni-ViGU .pth checkpoint to a safetensors UniViGUModel folder",
-        add_help=False,
-    )
-    convert.set_defaults(handler=None)
-
-    demo = commands.add_parser(
-        "demo",
-        help="run the embedded model in all three tasks and write a report (CPU, well under a minute)",
-        description="Runs text -> video, video -> text and joint generation on a few shapes-world prompts (some "
-        "held out from training), reads the generated videos back with the shapes-world detectors, prints a summary "
-        "and writes the videos (mp4 and gif), PNG frame strips, report.md and report.json into --output_dir. "
-        "--foundation runs the older foundation demo on a tiny random model instead.",
-    )
-    demo.add_argument(
-        "--model", help="saved UniViGUPipeline folder or Hub repo id (default: the embedded shapes-world model)"
-    )
-    demo.add_argument(
-        "--output-dir", "--output_dir", dest="output_dir", default=os.path.join("outputs", "demo"),
-        help="folder for the videos, frame strips and reports (default: outputs/demo)",
-    )  # fmt: skip
-    demo.add_argument(
-        "--steps", type=int, help="denoising steps per task (default: the pipeline config's; --foundation: 8)"
-    )
-    demo.add_argument("--seed", type=int, default=0, help="sample i of each task uses seed + i (default: 0)")
-    demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default: cpu)")
-    demo.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights dtype (default: float32)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars or library warnings")
-    demo.add_argument("--json", action="store_true", help="print report.json's object instead of the summary")
-    demo.add_argument(
-        "--foundation", action="store_true", help="run the foundation demo on a tiny random model instead"
-    )
-    demo.add_argument("--text-length", type=int, default=16, help="--foundation: caption tokens (default: 16)")
-    demo.add_argument("--vocab-size", type=int, default=128, help="--foundation: caption vocabulary of the tiny model")
-    demo.set_defaults(handler=_demo)
-
-    card = commands.add_parser("card", help="write the model card of a saved checkpoint (what `push` uploads)")
-    _add_card_arguments(card)
-    card.add_argument("--repo-id", help="the repository the card is for (usage snippets; default: the folder name)")
-    card.add_argument("--output", help="file to write (default: print the card)")
-    card.set_defaults(handler=_card)
-
-    push = commands.add_parser(
-        "push",
-        help="publish a saved checkpoint on the Hugging Face Hub with its model card",
-        description="Creates REPO_ID if needed and uploads FOLDER (Trainer checkpoints, the prepared-data cache and "
-        "pickle files left out) plus a generated README.md model card, in one commit. The folder is not modified. "
-        "Token: --token, HF_TOKEN or `hf auth login`. See docs/hub.md.",
-    )
-    _add_card_arguments(push)
-    push.add_argument("repo_id", metavar="REPO_ID", help="'name' (your namespace) or 'namespace/name'")
-    push.add_argument("--private", action="store_true", help="create the repository private")
-    push.add_argument("--message", help="commit message (default: 'Upload UniViGU <kind>')")
-    push.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or the logged-in one)")
-    push.add_argument("--revision", help="branch to commit to (default: main)")
-    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
-    push.add_argument("--ignore", action="append", metavar="PATTERN", help="also leave out files matching PATTERN")
-    push.set_defaults(handler=_push)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """
-    Entry point of the `univigu` console script.
-
-    Args:
-        argv (`list[str]`, *optional*): the arguments (default: `sys.argv[1:]`).
+    Runs the command of parsed `univigu` arguments (see `univigu_hf_cli.build_parser`).
 
     Returns:
         `int`: the exit status (0 success, 1 failed demo check, 2 usage / input error).
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "convert":
-        from .convert import main as convert_main
-
-        return convert_main(argv[1:], prog="univigu convert")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    if args.command == "demo":
-        for name in ("steps", "text_length", "vocab_size"):
-            if getattr(args, name) is not None and getattr(args, name) < 1:
-                parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     try:
         with _quiet_libraries(getattr(args, "quiet", False)):
-            return args.handler(args)
+            return HANDLERS[args.command](args)
     except CLIError as error:
         print(f"univigu {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `univigu` entry point (`univigu_hf_cli.main`): `python -m univigu_hf.cli ...` runs the same command."""
+    from univigu_hf_cli import main as front
+
+    return front(argv)
 
 
 if __name__ == "__main__":

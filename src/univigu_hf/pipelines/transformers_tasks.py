@@ -29,7 +29,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .univigu import UniViGUPipeline
-from .video_io import to_frame_tensors
+from .video_io import to_clips
 
 
 logger = logging.get_logger(__name__)
@@ -281,22 +281,23 @@ class VideoToTextPipeline(_UniViGUTaskPipeline):
 
     def preprocess(self, videos: list, **preprocess_params) -> dict[str, Any]:
         """
-        Reads / validates each video into a `(frames, 3, height, width)` float tensor in [0, 1].
+        Validates and opens each video as a [`~univigu_hf.pipelines.video_io.VideoClip`] (files are counted, not
+        decoded: the pipeline reads only the frames it uses).
 
         Args:
             videos (`list`): single videos (see the class docstring for the layouts).
 
         Returns:
-            `dict` with `"videos"`: the list of frame tensors.
+            `dict` with `"videos"`: the list of clips.
         """
         clips = []
         for video in videos:
-            frames = to_frame_tensors(video)
-            if len(frames) != 1:
+            opened = to_clips(video)
+            if len(opened) != 1:
                 raise ValueError(
-                    f"each element of a list of videos must be one video, got a batch of {len(frames)} in one element"
+                    f"each element of a list of videos must be one video, got a batch of {len(opened)} in one element"
                 )
-            clips.extend(frames)
+            clips.extend(opened)
         return {"videos": clips}
 
     def _forward(self, model_inputs: dict[str, Any], **forward_params) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from diffusers.utils import logging
 
 from ..utils.checks import all_finite
+from ..utils.saving import atomic_file
 
 
 logger = logging.get_logger(__name__)
@@ -24,29 +25,34 @@ class VideoClip:
 
     Args:
         num_frames (`int`): the number of frames.
-        read_frames (`Callable[[list[int]], torch.Tensor]`): returns the frames at sorted, distinct indices as
-            `(len(index), 3, height, width)` float32 in [0, 1].
+        read_frames (`Callable[[list[int], Callable | None], torch.Tensor]`): returns the frames at sorted, distinct
+            indices as `(len(index), 3, height, width)` float32 in [0, 1], each passed through the transform (if any)
+            as soon as it is converted.
         source (`str`): what the clip is, for messages (a path, or the input's type).
     """
 
-    def __init__(self, num_frames: int, read_frames: Callable[[list[int]], torch.Tensor], source: str):
+    def __init__(self, num_frames: int, read_frames: Callable, source: str):
         self.num_frames = num_frames
         self._read_frames = read_frames
         self.source = source
 
-    def read(self, index: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
+    def read(
+        self, index: Sequence[int] | torch.Tensor | None = None, transform: Callable | None = None
+    ) -> torch.Tensor:
         """
         Args:
             index (*optional*): frame indices in `[0, num_frames)`, in any order and with repeats; `None` for all.
+            transform (`Callable`, *optional*): applied to `(n, 3, height, width)` frames (e.g. resizing); a file's
+                frames go through it one by one as they are decoded, so only transformed frames are kept.
 
         Returns:
-            `torch.Tensor`: `(len(index), 3, height, width)` float32 in [0, 1].
+            `torch.Tensor`: `(len(index), 3, height, width)` float32 in [0, 1] (or what `transform` makes of them).
         """
         index = list(range(self.num_frames)) if index is None else [int(i) for i in index]
         if any(not 0 <= i < self.num_frames for i in index):
             raise ValueError(f"frame indices must be in [0, {self.num_frames}) for {self.source}, got {index}")
         distinct = sorted(set(index))
-        frames = self._read_frames(distinct)
+        frames = self._read_frames(distinct, transform)
         position = {frame: row for row, frame in enumerate(distinct)}
         return frames[[position[i] for i in index]]
 
@@ -100,9 +106,9 @@ def to_clips(video) -> list[VideoClip]:
                 f"3), got {video.shape}"
             )
         if video.dtype == np.uint8:
-            scale = 1.0 / 255.0
+            divisor = 255.0
         elif np.issubdtype(video.dtype, np.floating):
-            scale = 1.0
+            divisor = 1.0
             if not np.isfinite(video).all():
                 raise ValueError(_NON_FINITE_VIDEO.format(int((~np.isfinite(video)).sum())))
             check_unit_range(float(video.min()), float(video.max()))
@@ -112,7 +118,9 @@ def to_clips(video) -> list[VideoClip]:
         return [
             VideoClip(
                 len(clip),
-                lambda index, clip=clip: torch.from_numpy(clip[index].astype(np.float32) * scale).movedim(-1, -3),
+                lambda index, transform, clip=clip: _apply(
+                    transform, torch.from_numpy(clip[index].astype(np.float32) / divisor).movedim(-1, -3)
+                ),
                 "a numpy array",
             )
             for clip in clips
@@ -131,7 +139,11 @@ def to_clips(video) -> list[VideoClip]:
         check_unit_range(float(tensor.min()), float(tensor.max()))
         clips = list(tensor) if tensor.ndim == 5 else [tensor]
         return [
-            VideoClip(len(clip), lambda index, clip=clip: clip[index].float().cpu(), "a torch tensor")
+            VideoClip(
+                len(clip),
+                lambda index, transform, clip=clip: _apply(transform, clip[index].float().cpu()),
+                "a torch tensor",
+            )
             for clip in clips
         ]
     raise TypeError(
@@ -174,7 +186,15 @@ def _pil_clip(frames) -> VideoClip:
     frames = list(frames)
     if len({frame.size for frame in frames}) > 1:
         raise ValueError("video frames must all have the same size")
-    return VideoClip(len(frames), lambda index: pil_frames([frames[i] for i in index]), "a list of PIL images")
+    return VideoClip(
+        len(frames),
+        lambda index, transform: _apply(transform, pil_frames([frames[i] for i in index])),
+        "a list of PIL images",
+    )
+
+
+def _apply(transform: Callable | None, frames: torch.Tensor) -> torch.Tensor:
+    return frames if transform is None else transform(frames)
 
 
 _VIDEO_READ_ATTEMPTS = 3
@@ -215,10 +235,10 @@ def open_video_file(path: str) -> VideoClip:
         raise FileNotFoundError(f"video file not found: {path!r}")
     if path.lower().endswith(".gif"):
         count = _with_retries(path, lambda: _gif_frame_count(path))
-        read = lambda index: _with_retries(path, lambda: _read_gif_frames(path, index))  # noqa: E731
+        read = lambda index, transform: _with_retries(path, lambda: _read_gif_frames(path, index, transform))  # noqa: E731
     else:
         count = _with_retries(path, lambda: _ffmpeg_frame_count(path))
-        read = lambda index: _with_retries(path, lambda: _read_ffmpeg_frames(path, index))  # noqa: E731
+        read = lambda index, transform: _with_retries(path, lambda: _read_ffmpeg_frames(path, index, transform))  # noqa: E731
     if not count:
         raise ValueError(f"video file {path!r} has no frames")
     return VideoClip(count, read, repr(path))
@@ -240,13 +260,13 @@ def _gif_frame_count(path: str) -> int:
         return int(getattr(gif, "n_frames", 1))
 
 
-def _read_gif_frames(path: str, index: list[int]) -> torch.Tensor:
+def _read_gif_frames(path: str, index: list[int], transform: Callable | None) -> torch.Tensor:
     frames = []
     with PIL.Image.open(path) as gif:
         for i in index:
             gif.seek(i)
-            frames.append(gif.convert("RGB"))
-    return pil_frames(frames)
+            frames.append(_apply(transform, pil_frames([gif.convert("RGB")])))
+    return torch.cat(frames)
 
 
 def _ffmpeg_frame_count(path: str) -> int:
@@ -256,15 +276,18 @@ def _ffmpeg_frame_count(path: str) -> int:
         return int(reader.count_frames())
 
 
-def _read_ffmpeg_frames(path: str, index: list[int]) -> torch.Tensor:
-    """Decodes the file once, frame by frame, converting only the frames at the sorted indices `index`."""
+def _read_ffmpeg_frames(path: str, index: list[int], transform: Callable | None) -> torch.Tensor:
+    """Decodes the file once, frame by frame, converting (and transforming) only the frames at the sorted indices
+    `index`."""
     import imageio
 
     wanted, frames, delivered = set(index), [], 0
     with imageio.get_reader(path, format="ffmpeg") as reader:
         for frame in reader:
             if delivered in wanted:
-                frames.append(torch.from_numpy(frame.astype(np.float32) / 255.0).permute(2, 0, 1))
+                frames.append(
+                    _apply(transform, torch.from_numpy(frame.astype(np.float32) / 255.0).permute(2, 0, 1)[None])
+                )
             delivered += 1
             if len(frames) == len(wanted):
                 break
@@ -274,7 +297,7 @@ def _read_ffmpeg_frames(path: str, index: list[int]) -> torch.Tensor:
             f"video file {path!r} delivered {delivered} frames, fewer than the {max(index) + 1} its counting pass "
             "found; re-encode it (e.g. ffmpeg -i in.mp4 out.mp4)"
         )
-    return torch.stack(frames)
+    return torch.cat(frames)
 
 
 def resize_and_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -294,16 +317,36 @@ def resize_and_center_crop(frames: torch.Tensor, height: int, width: int) -> tor
 def write_video(frames, path: str, fps: float) -> None:
     """
     Writes `(frames, height, width, 3)` floats in [0, 1] as mp4 (h264) or gif, chosen by the extension of `path`.
+    The file is complete or absent: it is written to a temporary name in the same folder, read back (its frame count
+    must match), then renamed onto `path`; an interrupted or failed write leaves `path` as it was.
 
     Raises:
-        `OSError` when the file cannot be written.
+        `OSError` when the file cannot be written (a read-only folder, a full disk, `path` is a folder, the encoder
+        failed), with the reason.
     """
-    if path.lower().endswith(".gif"):
-        import imageio
+    path = os.fspath(path)
+    frames = np.clip(np.asarray(frames, dtype=np.float32), 0.0, 1.0)
+    with atomic_file(path) as temporary:
+        try:
+            if path.lower().endswith(".gif"):
+                import imageio
 
-        uint8 = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-        imageio.mimsave(path, list(uint8), duration=1000.0 / fps, loop=0)
-    else:
-        from diffusers.utils import export_to_video
+                uint8 = (frames * 255).round().astype(np.uint8)
+                imageio.mimsave(temporary, list(uint8), duration=1000.0 / fps, loop=0)
+            else:
+                from diffusers.utils import export_to_video
 
-        export_to_video(list(np.clip(frames, 0.0, 1.0).astype(np.float32)), path, fps=fps)
+                export_to_video(list(frames), temporary, fps=fps)
+        except OSError:
+            raise
+        except Exception as error:  # imageio and ffmpeg raise many types
+            raise OSError(f"the video writer failed ({type(error).__name__}: {error})") from error
+        # ffmpeg reports some failures (a full disk among them) only on its stderr: check what was written.
+        try:
+            written = open_video_file(temporary).num_frames if os.path.getsize(temporary) else 0
+        except ValueError:
+            written = 0
+        if written != len(frames):
+            raise OSError(
+                f"the video writer produced {written} of {len(frames)} frames (is the disk full?); nothing was saved"
+            )

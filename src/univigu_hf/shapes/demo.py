@@ -16,6 +16,7 @@ from PIL import Image
 
 from .. import __version__
 from ..pipelines.video_io import load_video_file, write_video
+from ..utils.saving import atomic_file, write_text_atomic
 from .scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, UNKNOWN, detect_attributes, parse_caption
 from .world import HELD_OUT_PROMPTS, TRAIN_PROMPTS, ShapeAttributes
 
@@ -94,7 +95,10 @@ def write_frame_strip(frames, path: str) -> None:
     for i, frame in enumerate(uint8):
         strip[:, i * (width + STRIP_GAP) : i * (width + STRIP_GAP) + width] = frame
     image = Image.fromarray(strip)
-    image.resize((image.width * STRIP_SCALE, image.height * STRIP_SCALE), Image.Resampling.NEAREST).save(path)
+    with atomic_file(path) as temporary:
+        image.resize((image.width * STRIP_SCALE, image.height * STRIP_SCALE), Image.Resampling.NEAREST).save(
+            temporary, format="PNG"
+        )
 
 
 def _save_clip(frames, output_dir: str, name: str, fps: float) -> dict[str, str]:
@@ -225,11 +229,8 @@ def demo_summary(report: dict[str, Any]) -> list[str]:
 
 def write_report(report: dict[str, Any], output_dir: str) -> None:
     """Writes `report.json` and `report.md` (with the frame strips) into `output_dir`."""
-    with open(os.path.join(output_dir, "report.json"), "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2)
-        file.write("\n")
-    with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as file:
-        file.write(demo_markdown(report))
+    write_text_atomic(os.path.join(output_dir, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_text_atomic(os.path.join(output_dir, "report.md"), demo_markdown(report))
 
 
 def _cpu_generator(seed: int) -> torch.Generator:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..utils.saving import atomic_directory
+
 
 _EXPORT_WORKERS = 4  # threads writing mp4 files in export_folder (each runs an ffmpeg process)
 
@@ -331,14 +333,21 @@ def export_folder(
 ) -> str:
     """
     Writes clips as mp4 files plus a `metadata.jsonl` (`file_name`, `prompt`, `caption` and the attributes): the
-    folder convention the training scripts read (`--dataset_name folder`).
+    folder convention the training scripts read (`--dataset_name folder`). The folder is written atomically: into a
+    staging folder that is then moved into place, `metadata.jsonl` last, so an interrupted export leaves no folder
+    that reads as a dataset (see [`univigu_hf.utils.saving`]).
 
     Returns:
         `str`: the folder.
     """
     from diffusers.utils import export_to_video
 
-    os.makedirs(folder, exist_ok=True)
+    with atomic_directory(folder, markers=("metadata.jsonl",)) as staging:
+        _export_clips(staging, export_to_video, num_clips, seed, split, num_frames, size, fps)
+    return os.fspath(folder)
+
+
+def _export_clips(folder, export_to_video, num_clips, seed, split, num_frames, size, fps) -> None:
     # Encoding runs in ffmpeg processes, so clips are written by a few threads while the next ones are rendered.
     with ThreadPoolExecutor(max_workers=_EXPORT_WORKERS) as pool:
         pending = collections.deque()
@@ -353,7 +362,6 @@ def export_folder(
                     pending.popleft().result()
             for write in pending:
                 write.result()
-    return os.fspath(folder)
 
 
 def world_text() -> list[str]:

@@ -298,7 +298,7 @@ def prepare_dataset(
     if not isinstance(max_sequence_length, int) or isinstance(max_sequence_length, bool) or max_sequence_length < 1:
         raise ValueError(f"max_sequence_length must be a positive integer, got {max_sequence_length!r}")
     height, width, _ = pipeline.resolve_size(height, width, 1 if num_frames is None else num_frames)
-    max_text_length = pipeline.resolve_text_length(max_text_length)
+    max_text_length = pipeline.resolve_text_length(max_text_length, for_training=True)
     base_dir = None if base_dir is None else os.path.abspath(os.fspath(base_dir))
     target_column = prompt_column if stage == "recall" else caption_column
 

@@ -18,7 +18,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from ..hub import TRAINING_SUMMARY_NAME, HubPushError, check_can_push, lora_settings, push_to_hub, training_stages
 from ..pipelines import UniViGUPipeline
-from ..utils.saving import STAGING_PREFIX, commit_directory
+from ..utils.saving import STAGING_PREFIX, commit_directory, write_text_atomic
 from ..utils.torch_utils import diffusers_dtype_kwargs
 from .collator import UniViGUDataCollator
 from .data import load_video_dataset, prepare_dataset
@@ -336,8 +336,7 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         record["training_args"]["push_to_hub"] = push
         # Every stage that led here, oldest first (from the training_summary.json of the folder it started from).
         summary = dict(record, stages=[*_previous_stages(init_from), record])
-        with open(os.path.join(training_args.output_dir, TRAINING_SUMMARY_NAME), "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2)
+        write_text_atomic(os.path.join(training_args.output_dir, TRAINING_SUMMARY_NAME), json.dumps(summary, indent=2))
         if push:
             try:
                 commit = push_to_hub(

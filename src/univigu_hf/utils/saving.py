@@ -11,13 +11,16 @@ place with `os.rename`/`os.replace`, which are atomic on POSIX filesystems:
   swapped in with an atomic `os.replace`. At any instant the folder is the previous complete save (markers present),
   not loadable (no marker: "none"), or the new complete save.
 
-[`replace_directory`] swaps a whole folder instead (training checkpoints, which hold nothing else).
+[`replace_directory`] swaps a whole folder instead (training checkpoints, which hold nothing else), and
+[`atomic_file`] writes one file the same way (videos, reports, model cards): to a temporary name in its folder, then
+renamed.
 """
 
 import contextlib
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -201,6 +204,47 @@ def atomic_directory(target: str | os.PathLike, markers: tuple[str, ...] = MARKE
     commit_directory(staging, target, markers)
 
 
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[str]:
+    """
+    `with atomic_file("out.mp4") as temporary:` write the file to `temporary` (a new, empty file in the same folder,
+    with the same extension, so writers that choose the format by it still do); on a normal exit it is flushed and
+    renamed onto `path` in one atomic step, on any exception (Ctrl-C included) it is deleted and `path` is left as it
+    was. The file is therefore complete or absent, never half-written.
+
+    Raises:
+        `IsADirectoryError` if `path` is a folder; `FileNotFoundError` if its folder does not exist;
+        `PermissionError` (an `OSError`) if the folder is not writable, before anything is written.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder; give a file name")
+    folder, name = os.path.split(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the folder of {path!r} does not exist")
+    _, extension = os.path.splitext(name)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.{STAGING_PREFIX}", suffix=extension, dir=folder)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # the permissions of a plainly created file, not mkstemp's 0600
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+    _fsync(folder, directory=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` (UTF-8) to `path` atomically (see [`atomic_file`])."""
+    with atomic_file(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def atomic_save_pretrained(save_method: Callable, save_directory: str | os.PathLike, *args, **kwargs):
     """
     Calls a library `save_pretrained` (`save_method(directory, *args, **kwargs)`) atomically: it writes into a staging
@@ -220,8 +264,10 @@ __all__ = [
     "MARKER_FILES",
     "STAGING_PREFIX",
     "atomic_directory",
+    "atomic_file",
     "atomic_save_pretrained",
     "commit_directory",
     "replace_directory",
     "staging_directory",
+    "write_text_atomic",
 ]

@@ -50,8 +50,12 @@ def check_generator(generator, batch: int | None) -> None:
                 f"torch.Generator, or a list of {batch} (one per sample)"
             )
         return
+    given = generator[0] if isinstance(generator, (list, tuple)) and generator else generator
+    kind = type(given)
+    what = f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
     raise TypeError(
-        f"generator must be a torch.Generator or a list of them (one per sample), got {type(generator).__name__}"
+        "generator must be a torch.Generator or a list of them (one per sample), got "
+        + (f"a list holding {what}" if given is not generator else what)
     )
 
 

@@ -7,7 +7,7 @@ from diffusers.utils.torch_utils import get_module_execution_device
 
 from ...utils.checks import is_int
 from ...utils.torch_utils import per_sample_generators
-from ..video_io import resize_and_center_crop, to_frame_tensors
+from ..video_io import resize_and_center_crop, to_clips
 from .pipeline_output import UniViGUPipelineOutput
 
 
@@ -32,31 +32,47 @@ class UniViGUCaptioningMixin:
         - a `torch.Tensor` `(frames, 3, height, width)` or `(batch, frames, 3, height, width)`, float in [0, 1]
           (the layout of `output_type="pt"`).
 
+        - a [`~univigu_hf.pipelines.video_io.VideoClip`] (what `video_io.to_clips` returns).
+
         Frames are resized (aspect ratio kept) to cover `height x width` and center-cropped (defaults: the pipeline
-        config). When a video has more frames than `num_frames` (default: the most frames of the form 4k+1 available,
-        at most the config's `default_num_frames`), `num_frames` frames are taken evenly spaced over the clip.
+        config). Each video is cut to `num_frames` frames taken evenly spaced over the clip (default, per video: the
+        most frames of the form 4k+1 it has, at most the config's `default_num_frames`). Only the chosen frames are
+        decoded and converted, so memory does not grow with the clip's length.
 
         Returns:
-            `torch.Tensor`: `(batch, 3, num_frames, height, width)` float32 in [-1, 1].
+            `torch.Tensor`: `(batch, 3, num_frames, height, width)` float32 in [-1, 1]. Videos whose default frame
+            counts differ cannot share one tensor: pass `num_frames` (or caption them, which handles it).
         """
+        pixels = self._preprocess_clips(video, height, width, num_frames)
+        counts = sorted({clip.shape[1] for clip in pixels})
+        if len(counts) > 1:
+            raise ValueError(
+                f"the videos give different frame counts {counts} (each takes the most frames of the form 4k+1 it "
+                "has); pass num_frames (at most the smallest) to bring them to one tensor"
+            )
+        return torch.stack(pixels)
+
+    def _preprocess_clips(self, video, height, width, num_frames) -> list[torch.Tensor]:
+        """[`preprocess_video`] per video: a list of `(3, frames, height, width)` tensors in [-1, 1]."""
         height, width, _ = self.resolve_size(height, width, 1)
-        clips = to_frame_tensors(video)
-        if num_frames is None:
-            shortest = min(clip.shape[0] for clip in clips)
-            temporal = self.vae_scale_factor_temporal * self.transformer.config.patch_size[0]
-            num_frames = min((shortest - 1) // temporal * temporal + 1, self.config.default_num_frames)
-        else:
+        if num_frames is not None:
             _, _, num_frames = self.resolve_size(height, width, num_frames)
+        temporal = self.vae_scale_factor_temporal * self.transformer.config.patch_size[0]
         processed = []
-        for clip in clips:
-            if clip.shape[0] < num_frames:
+        for clip in to_clips(video):
+            count = num_frames
+            if count is None:
+                count = min((clip.num_frames - 1) // temporal * temporal + 1, self.config.default_num_frames)
+            elif clip.num_frames < count:
                 raise ValueError(
-                    f"video has {clip.shape[0]} frames but num_frames={num_frames} were requested; accepted: "
-                    f"num_frames <= {clip.shape[0]} of the form 4k+1, or None (the most the shortest video allows)"
+                    f"video has {clip.num_frames} frames but num_frames={count} were requested; accepted: "
+                    f"num_frames <= {clip.num_frames} of the form 4k+1, or None (the most each video allows)"
                 )
-            index = torch.linspace(0, clip.shape[0] - 1, num_frames).round().long()
-            processed.append(resize_and_center_crop(clip[index], height, width))
-        return torch.stack(processed).permute(0, 2, 1, 3, 4) * 2.0 - 1.0
+            index = torch.linspace(0, clip.num_frames - 1, count).round().long()
+            # Resized frame by frame as a file is decoded: memory holds the chosen frames at the model's size.
+            frames = clip.read(index, transform=lambda chosen: resize_and_center_crop(chosen, height, width))
+            processed.append(frames.permute(1, 0, 2, 3) * 2.0 - 1.0)
+        return processed
 
     @torch.no_grad()
     def encode_video(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -126,22 +142,15 @@ class UniViGUCaptioningMixin:
             num_inference_steps=num_inference_steps,
             max_text_length=max_text_length,
             max_sequence_length=max_sequence_length,
+            generator=generator,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
         steps = self._resolve_steps(num_inference_steps)
         length = self.resolve_text_length(max_text_length)
         device = self._execution_device
-        pixels = self.preprocess_video(video, height, width, num_frames)
-        batch = pixels.shape[0]
-        latents = self.encode_video(pixels).to(device)
-        self._num_timesteps = steps
-        self._check_finite_output(
-            "The VAE-encoded video latents",
-            latents,
-            hint="The VAE produced them from finite frames: its float16 encoder can overflow, use bfloat16 or "
-            "float32 for the vae",
-        )
+        pixels = self._preprocess_clips(video, height, width, num_frames)
+        batch = len(pixels)
         generators = per_sample_generators(generator, batch)
 
         prompt_embeds = None
@@ -156,6 +165,56 @@ class UniViGUCaptioningMixin:
                 )
             prompt_embeds, _ = self._encode_conditions(prompts, None, 1, max_sequence_length, device, cfg=False)
 
+        # Videos with different frame counts are captioned in groups of one frame count (one loop each), so every
+        # video keeps its own frames whatever else is in the batch.
+        groups = {}
+        for index, clip in enumerate(pixels):
+            groups.setdefault(clip.shape[1], []).append(index)
+        text_ids = [None] * batch
+        for indices in groups.values():
+            rows = self._caption_group(
+                torch.stack([pixels[i] for i in indices]),
+                None if prompt_embeds is None else prompt_embeds[indices],
+                None if generators is None else [generators[i] for i in indices],
+                steps,
+                length,
+                video_cache,
+                video_cache_refresh,
+                callback_on_step_end,
+                callback_on_step_end_tensor_inputs,
+            )
+            for i, row in zip(indices, rows):
+                text_ids[i] = row
+        text = self._decode_text(torch.stack(text_ids))
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (text,)
+        return UniViGUPipelineOutput(frames=None, text=text)
+
+    def _caption_group(
+        self,
+        pixels,
+        prompt_embeds,
+        generators,
+        steps,
+        length,
+        video_cache,
+        video_cache_refresh,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+    ) -> torch.Tensor:
+        """The caption denoising loop for videos of one frame count `(batch, 3, frames, H, W)`; returns the token
+        ids `(batch, length)`."""
+        device = self._execution_device
+        batch = pixels.shape[0]
+        latents = self.encode_video(pixels).to(device)
+        self._num_timesteps = steps
+        self._check_finite_output(
+            "The VAE-encoded video latents",
+            latents,
+            hint="The VAE produced them from finite frames: its float16 encoder can overflow, use bfloat16 or "
+            "float32 for the vae",
+        )
         self.scheduler.set_timesteps(steps, device=device, text_time_schedule="uniform")
         text_ids = self._sample_text_source(batch, length, generators, device)
         video_timestep = torch.zeros(batch, device=device)
@@ -195,11 +254,7 @@ class UniViGUCaptioningMixin:
                     text_ids = outputs.pop("text_ids", text_ids)
                 progress_bar.update()
 
-        text = self._decode_text(text_ids)
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (text,)
-        return UniViGUPipelineOutput(frames=None, text=text)
+        return text_ids
 
     def _resolve_video_cache(self, video_cache, video_cache_refresh) -> str:
         """Checks `caption`'s cache arguments; returns the mode (`None` -> "exact" when allowed, else "off")."""

@@ -41,15 +41,40 @@ class UniViGUPipelineInputsMixin:
             raise ValueError(
                 f"num_frames must be {temporal}k+1 (1, {temporal + 1}, {2 * temporal + 1}, ...), got {num_frames!r}"
             )
+        # The transformer's rotary tables cover `rope_max_seq_len` patches per axis: refuse a larger video here,
+        # before the VAE encodes or the loop starts.
+        positions = self.transformer.config.rope_max_seq_len
+        spatial = self.vae_scale_factor_spatial
+        for name, value, step in (
+            ("height", height, spatial * patch[1]),
+            ("width", width, spatial * patch[2]),
+            ("num_frames", num_frames, temporal),
+        ):
+            largest = positions * step + (1 if name == "num_frames" else 0)
+            if value > largest:
+                raise ValueError(
+                    f"{name} must be at most {largest} for this transformer (its rotary embedding covers "
+                    f"rope_max_seq_len={positions} positions of {step} {'frames' if name == 'num_frames' else 'pixels'} "
+                    f"each), got {value}"
+                )
         return height, width, num_frames
 
-    def resolve_text_length(self, max_text_length=None) -> int:
-        """The caption length a call uses: `max_text_length`, or the transformer's `max_text_length`, checked."""
-        length = self.transformer.config.max_text_length if max_text_length is None else max_text_length
-        limit = max(self.transformer.config.max_text_length, getattr(self.tokenizer, "model_max_length", 0) or 0)
-        limit = min(limit, 10**6)
+    def resolve_text_length(self, max_text_length=None, for_training: bool = False) -> int:
+        """
+        The caption length a call uses: `max_text_length`, or the transformer's `max_text_length`, checked. For
+        inference it is bounded by the transformer's `max_text_length`, the length it was trained on (text positions
+        beyond it were never seen); preparing training data may go up to the tokenizer's `model_max_length`.
+        """
+        trained = self.transformer.config.max_text_length
+        length = trained if max_text_length is None else max_text_length
+        if for_training:
+            limit = min(max(trained, getattr(self.tokenizer, "model_max_length", 0) or 0), 10**6)
+            what = "the tokenizer's model_max_length"
+        else:
+            limit = trained
+            what = "the transformer's max_text_length, the caption length it was trained on"
         if not is_int(length) or length < 1 or length > limit:
-            raise ValueError(f"max_text_length must be an integer in [1, {limit}] (the model's limit), got {length!r}")
+            raise ValueError(f"max_text_length must be an integer in [1, {limit}] ({what}), got {length!r}")
         return length
 
     def _resolve_steps(self, num_inference_steps) -> int:
