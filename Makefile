@@ -44,7 +44,7 @@ test: install
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 # The libraries' own common test mixins on our classes (transformers ModelTesterMixin + ConfigTester, diffusers
-# PipelineTesterMixin + MemoryTesterMixin + SchedulerCommonTest), read from checkouts of their tests/ folders; see
+# PipelineTesterMixin + MemoryTesterMixin + cache tester mixins + SchedulerCommonTest), read from their tests/ folders; see
 # docs/architecture.md. Not in CI: it needs those checkouts and `pip install parameterized`.
 TRANSFORMERS_TESTS ?= ../transformers/tests
 DIFFUSERS_TESTS ?= ../diffusers/tests

@@ -128,6 +128,20 @@ def _real_videos(r: dict) -> list[tuple]:
     return rows
 
 
+def _cache_hooks(r: dict) -> list[tuple]:
+    rows = []
+    for name, row in r["configs"].items():
+        if name == "no cache":
+            continue
+        value = (
+            f"transformer {_x(row['transformer_speedup'])}, call {_x(row['call_speedup'])}, "
+            f"{row['accuracy_points_lost']} points lost"
+        )
+        rows.append(("cache hooks", f"{name}, {r['steps']} steps, {r['videos_per_config']} videos", value, ""))
+    rows.append(("cache hooks", r["goal"], r.get("best") or "", _goal(r.get("goal_met"))))
+    return rows
+
+
 SUMMARIES = {
     "param_counts": _param_counts,
     "pipeline_modes": _pipeline_modes,
@@ -138,6 +152,7 @@ SUMMARIES = {
     "data_preparation": _data_preparation,
     "efficiency": _efficiency,
     "real_videos": _real_videos,
+    "cache_hooks": _cache_hooks,
 }
 
 

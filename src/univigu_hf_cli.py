@@ -7,6 +7,7 @@
     univigu convert --checkpoint X.pth --wan-config DIR --output DIR   official checkpoint -> safetensors
     univigu demo [--output_dir outputs/demo]           the embedded model in all three tasks, with a report
     univigu demo --foundation                          the foundation demo on a tiny random model
+    univigu calibrate-mag-cache [--model DIR]          MagCache's magnitude ratios for a model
     univigu card FOLDER [--output README.md]          the model card of a saved pipeline/model/adapter
     univigu push FOLDER REPO_ID [--private]           publish it on the Hub with its card (docs/hub.md)
 
@@ -204,6 +205,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--vocab-size", type=COUNT, default=128, help="--foundation: caption vocabulary of the tiny model"
     )
+
+    calibrate = commands.add_parser(
+        "calibrate-mag-cache",
+        help="measure MagCache's magnitude ratios for a model (diffusers' MagCacheConfig(mag_ratios=...))",
+        description="Runs text -> video with MagCacheConfig(calibrate=True) (nothing is skipped) on the prompts and "
+        "prints the ratios, averaged over the runs, for MagCacheConfig(mag_ratios=..., num_inference_steps=...). "
+        "See docs/scaling.md.",
+    )
+    calibrate.add_argument(
+        "--model", help="saved UniViGUPipeline folder or Hub repo id (default: the embedded shapes-world model)"
+    )
+    calibrate.add_argument(
+        "--prompt", action="append", help="a calibration prompt (repeat; default for the embedded model: 8 of its "
+        "training prompts)",
+    )  # fmt: skip
+    calibrate.add_argument("--steps", type=STEPS, help="denoising steps the ratios are for (default: the pipeline's)")
+    calibrate.add_argument("--guidance-scale", type=finite_number(), help="CFG scale (default: the pipeline's)")
+    calibrate.add_argument("--seed", type=SEED, default=0, help="prompt i uses seed + i (default: 0)")
+    calibrate.add_argument("--output", help="also write the ratios to this JSON file")
+    calibrate.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default: cpu)")
+    calibrate.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="weights dtype (default: float32)")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bars or library warnings")
+    calibrate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
     card = commands.add_parser("card", help="write the model card of a saved checkpoint (what `push` uploads)")
     _add_card_arguments(card)

@@ -12,7 +12,16 @@ import diffusers.pipelines
 from univigu_hf import UniViGUPipeline
 from univigu_hf.utils.testing import build_tiny_pipelines
 
-from .pipelines.testing_utils import BasePipelineTesterConfig, MemoryTesterMixin, PipelineTesterMixin
+from .pipelines.testing_utils import (
+    BasePipelineTesterConfig,
+    FasterCacheTesterMixin,
+    FirstBlockCacheTesterMixin,
+    MagCacheTesterMixin,
+    MemoryTesterMixin,
+    PipelineTesterMixin,
+    PyramidAttentionBroadcastTesterMixin,
+    TaylorSeerCacheTesterMixin,
+)
 
 
 # `test_encode_prompt_works_in_isolation` reads `encode_prompt`'s return names from the source of the class it finds
@@ -31,7 +40,9 @@ class UniViGUPipelineTesterConfig(BasePipelineTesterConfig):
     )
     output_shape = (9, 3, 16, 16)
 
-    def get_dummy_components(self):
+    def get_dummy_components(self, num_layers: int = 2):
+        if num_layers != 2:
+            raise ValueError(f"the tiny components have 2 layers, got num_layers={num_layers}")
         return build_tiny_pipelines()[0].components
 
     def get_dummy_inputs(self):
@@ -65,3 +76,50 @@ class TestUniViGUPipeline(UniViGUPipelineTesterConfig, PipelineTesterMixin):
 
 class TestUniViGUPipelineMemory(UniViGUPipelineTesterConfig, MemoryTesterMixin):
     pass
+
+
+class TestUniViGUPipelineFirstBlockCache(UniViGUPipelineTesterConfig, FirstBlockCacheTesterMixin):
+    pass
+
+
+class TestUniViGUPipelineTaylorSeerCache(UniViGUPipelineTesterConfig, TaylorSeerCacheTesterMixin):
+    pass
+
+
+class TestUniViGUPipelineMagCache(UniViGUPipelineTesterConfig, MagCacheTesterMixin):
+    pass
+
+
+class TestUniViGUPipelinePyramidAttentionBroadcast(UniViGUPipelineTesterConfig, PyramidAttentionBroadcastTesterMixin):
+    # The block list is `blocks`, as in Wan (the mixin's default names `transformer_blocks`).
+    PAB_CONFIG = {**PyramidAttentionBroadcastTesterMixin.PAB_CONFIG, "spatial_attention_block_identifiers": ["blocks"]}
+
+    def test_pyramid_attention_broadcast_layers(self):
+        with _one_call_per_step(self):
+            super().test_pyramid_attention_broadcast_layers()
+
+
+class TestUniViGUPipelineFasterCache(UniViGUPipelineTesterConfig, FasterCacheTesterMixin):
+    # CFG runs as two calls (as WanPipeline), so FasterCache applies in its guidance-distilled mode (the attention
+    # approximation); the batched-CFG mode is refused with that reason.
+    FASTER_CACHE_CONFIG = {**FasterCacheTesterMixin.FASTER_CACHE_CONFIG, "is_guidance_distilled": True}
+
+    def test_faster_cache_state(self):
+        with _one_call_per_step(self):
+            super().test_faster_cache_state()
+
+
+class _one_call_per_step:
+    """The cache mixins' state checks expect one denoiser call per step (batched CFG); UniViGUPipeline, as WanPipeline,
+    runs CFG as two calls, so within this context those checks run without CFG (guidance 1.0). The inference checks
+    keep CFG."""
+
+    def __init__(self, tester):
+        self.tester = tester
+
+    def __enter__(self):
+        original = self.tester.get_dummy_inputs
+        self.tester.get_dummy_inputs = lambda: {**original(), "guidance_scale": 1.0}
+
+    def __exit__(self, *exc):
+        del self.tester.get_dummy_inputs

@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     if args.diffusers_tests:
         runs.append(
             (
-                "diffusers PipelineTesterMixin + MemoryTesterMixin",
+                "diffusers PipelineTesterMixin + MemoryTesterMixin + the cache tester mixins",
                 args.diffusers_tests,
                 ["diffusers_pipeline_test.py"],
                 ["pipelines", "models"],

@@ -363,6 +363,51 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_mag_cache(args: argparse.Namespace) -> int:
+    """`univigu calibrate-mag-cache`: MagCache's magnitude ratios for a model, printed (and written to --output)."""
+    from .models.diffusers_toolbox import calibrate_mag_ratios
+
+    prompts = args.prompt
+    if prompts is None:
+        if args.model is not None:
+            raise CLIError("--prompt is required with --model (give a few prompts like the model's training data)")
+        from .shapes import TRAIN_PROMPTS
+
+        prompts = list(TRAIN_PROMPTS[:8])
+    if args.output:
+        _check_writable(args.output, "--output")
+    pipe = _load_pipeline(args)
+    steps = args.steps if args.steps is not None else pipe.config.default_num_inference_steps
+    generators = [_generator(args.seed + i) for i in range(len(prompts))]
+    ratios = []
+    for prompt, generator in zip(prompts, generators):
+        ratios.append(
+            _run_pipeline(
+                calibrate_mag_ratios, pipe=pipe, prompts=[prompt], num_inference_steps=steps,
+                guidance_scale=args.guidance_scale, generator=generator,
+            )
+        )  # fmt: skip
+    mean = [round(sum(values) / len(values), 5) for values in zip(*ratios)]
+    report = {"num_inference_steps": steps, "mag_ratios": mean, "prompts": prompts, "seed": args.seed}
+    if args.output:
+        try:
+            write_text_atomic(args.output, json.dumps(report, indent=2) + "\n")
+        except OSError as error:
+            raise CLIError(f"could not write --output {args.output!r}: {_first_line(error)}") from error
+    _emit(args, report, [f"MagCacheConfig(mag_ratios={mean}, num_inference_steps={steps})"])
+    return 0
+
+
+def _check_writable(path: str, option: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path!r} is a folder; give a file name")
+    if not os.path.isdir(parent):
+        raise CLIError(f"the folder of {option} does not exist: {parent!r}")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"the folder of {option} is not writable: {parent!r}")
+
+
 def _card(args: argparse.Namespace) -> int:
     """`univigu card`: writes (or prints) the model card `push` would upload."""
     from .hub import card_metadata, create_model_card
@@ -416,6 +461,7 @@ HANDLERS = {
     "caption": _caption,
     "joint": _joint,
     "demo": _demo,
+    "calibrate-mag-cache": _calibrate_mag_cache,
     "card": _card,
     "push": _push,
 }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from diffusers import ModelMixin, WanTransformer3DModel
+from diffusers import WanTransformer3DModel
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import (
     WanRotaryPosEmbed,
@@ -26,6 +26,7 @@ from ..utils.saving import atomic_save_pretrained
 from ..utils.torch_utils import diffusers_dtype_kwargs, realign_cpu_tensors
 from .attention_processor import text_rotary_embedding
 from .configuration_univigu import UniViGUConfig
+from .diffusers_toolbox import DiffusersToolboxMixin
 from .input_checks import check_forward_inputs
 from .transformer_block import UniViGUTextTimeEmbedding, UniViGUTransformerBlock
 from .video_context import UniViGUVideoContext
@@ -219,7 +220,7 @@ class UniViGUPreTrainedModel(PreTrainedModel):
                     init.normal_(table, mean=0.0, std=dim**-0.5)
 
 
-class UniViGUModel(UniViGUPreTrainedModel):
+class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
     r"""
     The Uni-ViGU unified transformer: video latents and caption tokens in one sequence.
 
@@ -316,24 +317,6 @@ class UniViGUModel(UniViGUPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding):
         self.text_embedding = value
-
-    # ----------------------------------------------------------------------------------------------------------------
-    # Attention backends (diffusers' dispatcher)
-    # ----------------------------------------------------------------------------------------------------------------
-    def set_attention_backend(self, backend: str) -> None:
-        """
-        Selects the attention backend of every attention layer through diffusers' dispatcher (e.g. `"native"`,
-        `"flash"`, `"_native_cudnn"`, `"sage"`); see `diffusers.models.attention_dispatch.AttentionBackendName`.
-        Backends without mask support (flash, sage) only work when no caption token is padded.
-
-        Args:
-            backend (`str`): the backend name.
-        """
-        ModelMixin.set_attention_backend(self, backend)
-
-    def reset_attention_backend(self) -> None:
-        """Returns every attention layer to diffusers' default backend."""
-        ModelMixin.reset_attention_backend(self)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Forward
@@ -449,10 +432,10 @@ class UniViGUModel(UniViGUPreTrainedModel):
                 video_hidden, text_hidden = _record_hidden_states(all_hidden_states, video_hidden, text_hidden)
             args = (
                 video_hidden,
-                encoder_hidden_states,
+                text_hidden,
                 video_modulation,
                 rotary_emb,
-                text_hidden,
+                encoder_hidden_states,
                 text_modulation,
                 text_rotary_emb,
                 attention_mask,
@@ -473,6 +456,8 @@ class UniViGUModel(UniViGUPreTrainedModel):
             else:
                 video_hidden, text_hidden = block(*args)
 
+        if text_hidden is not None and text_hidden.shape[1] == 0:  # the blocks' stand-in for "no text stream"
+            text_hidden = None
         if output_hidden_states:
             video_hidden, text_hidden = _record_hidden_states(all_hidden_states, video_hidden, text_hidden)
             all_hidden_states = tuple(all_hidden_states)
@@ -652,6 +637,8 @@ def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.T
 def _record_hidden_states(record: list, video_hidden: torch.Tensor | None, text_hidden: torch.Tensor | None) -> tuple:
     """Appends the `[video; text]` token stream to `record` and returns the two streams as views of it, so the
     recorded tensor is part of the graph (gradients with respect to it exist, as for transformers' hidden states)."""
+    if text_hidden is not None and text_hidden.shape[1] == 0:
+        text_hidden = None
     if video_hidden is None or text_hidden is None:
         record.append(video_hidden if text_hidden is None else text_hidden)
         return video_hidden, text_hidden

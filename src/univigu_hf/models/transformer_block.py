@@ -59,10 +59,10 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
     def forward(
         self,
         hidden_states: torch.Tensor | None,
-        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None,
         temb: torch.Tensor | None,
         rotary_emb: tuple[torch.Tensor, torch.Tensor] | None,
-        text_hidden_states: torch.Tensor | None = None,
+        prompt_hidden_states: torch.Tensor,
         text_temb: torch.Tensor | None = None,
         text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         attention_mask: torch.Tensor | None = None,
@@ -73,12 +73,16 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
         cross_attention_output: torch.Tensor | None = None,
     ) -> tuple:
         """
+        The two token streams are named as in diffusers' dual-stream blocks (MMDiT: `hidden_states` and
+        `encoder_hidden_states` are the two streams a block updates), which diffusers' cache hooks rely on; the prompt
+        condition of Wan's cross-attention, Wan's `encoder_hidden_states`, is `prompt_hidden_states` here.
+
         Args:
             hidden_states: video tokens `(B, L_v, D)` or `None`.
-            encoder_hidden_states: projected prompt embeddings `(B, L_c, D)`.
+            encoder_hidden_states: text (caption / prompt) tokens `(B, L_t, D)`; `None` or `L_t = 0` for none.
             temb / text_temb: per-modality modulation `(B, 6, D)`.
             rotary_emb / text_rotary_emb: video 3-D and text 1-D rotary tables.
-            text_hidden_states: text tokens `(B, L_t, D)` or `None`.
+            prompt_hidden_states: projected prompt embeddings `(B, L_c, D)`, the cross-attention's keys and values.
             attention_mask: key-padding mask `(B, 1, 1, L_v + L_t)` (bool, `True` = attend) or `None`.
             video_attends_text: whether video queries attend to text keys.
             video_key_value: cached video keys/values `(B, L_v, H, Dh)` of this block's self-attention, for a
@@ -91,10 +95,14 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
                 step skips the cross-attention.
 
         Returns:
-            `tuple`: the updated video and text tokens (`None` where absent), plus, with `return_video_key_value=True`,
+            `tuple`: the updated video tokens (`None` when absent) and text tokens (`(B, 0, D)` when absent, so that
+            the second output is always a tensor when there is video), plus, with `return_video_key_value=True`,
             `(key, value, cross_attention_output)`: the video keys/values and, for a one-token condition, the
             cross-attention output (else `None`).
         """
+        text_hidden_states = encoder_hidden_states
+        if text_hidden_states is not None and text_hidden_states.shape[1] == 0:
+            text_hidden_states = None
         streams = []  # (tokens, shift, scale, gate, c_shift, c_scale, c_gate, ffn)
         if hidden_states is not None:
             streams.append((hidden_states, *self._modulation(temb), self.ffn))
@@ -130,7 +138,7 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
         joined = join(tokens)
         if cross_attention_output is None:
             normed = self.norm2(joined.float()).type_as(joined)
-            cross = self.attn2(normed, encoder_hidden_states, None, None)
+            cross = self.attn2(normed, prompt_hidden_states, None, None)
         else:
             cross = cross_attention_output
         joined = joined + cross
@@ -144,8 +152,10 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
 
         video_out = outputs.pop(0) if hidden_states is not None else None
         text_out = outputs.pop(0) if text_hidden_states is not None else None
+        if text_out is None and video_out is not None:
+            text_out = video_out.new_zeros(video_out.shape[0], 0, video_out.shape[2])
         if return_video_key_value:
-            single_key_output = cross[:, :1] if encoder_hidden_states.shape[1] == 1 else None
+            single_key_output = cross[:, :1] if prompt_hidden_states.shape[1] == 1 else None
             return video_out, text_out, (*video_key_value, single_key_output)
         return video_out, text_out
 

@@ -43,6 +43,27 @@ from .world import (
 )
 
 
+def default_mag_cache_config(**overrides):
+    """
+    diffusers' `MagCacheConfig` with the magnitude ratios measured for the embedded default model
+    (`default_model/mag_ratios.json`, from `univigu calibrate-mag-cache`: 8 training prompts, its 20 steps).
+
+    Args:
+        **overrides: other `MagCacheConfig` fields (`threshold`, `max_skip_steps`, `num_inference_steps`, ...).
+    """
+    import json
+    import os
+
+    from diffusers import MagCacheConfig
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model", "mag_ratios.json")
+    with open(path, encoding="utf-8") as handle:
+        measured = json.load(handle)
+    values = {"mag_ratios": measured["mag_ratios"], "num_inference_steps": measured["num_inference_steps"]}
+    values.update(overrides)
+    return MagCacheConfig(**values)
+
+
 __all__ = [
     "ALL_PROMPTS",
     "ATTRIBUTE_VALUES",
@@ -70,6 +91,7 @@ __all__ = [
     "ShapeClip",
     "TRAIN_PROMPTS",
     "TRAVEL",
+    "default_mag_cache_config",
     "export_folder",
     "generate_clips",
     "parse_prompt",

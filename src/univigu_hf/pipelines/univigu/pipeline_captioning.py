@@ -133,6 +133,13 @@ class UniViGUCaptioningMixin:
         Returns:
             [`UniViGUPipelineOutput`] with `text` (a list of strings, `frames=None`), or `(text,)`.
         """
+        if getattr(self.transformer, "is_cache_enabled", False):
+            raise ValueError(
+                f"caption does not run with diffusers' cache hooks (the transformer has "
+                f"{type(self.transformer._cache_config).__name__} enabled): they skip blocks along the video's "
+                "denoising trajectory, and a captioned video is clean and fixed, so its blocks are reused exactly by "
+                "video_cache='exact' (or 'approx') instead. Call pipe.transformer.disable_cache() before captioning."
+            )
         video_cache = self._resolve_video_cache(video_cache, video_cache_refresh)
         self.check_inputs(
             prompt,

@@ -1,5 +1,6 @@
 """`UniViGUPipeline`: text-to-video, video captioning and joint video+text generation with one diffusers pipeline."""
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -156,30 +157,56 @@ class UniViGUPipeline(
         return self._interrupt
 
     def _guided_forward(
-        self, latents, video_timestep, text_ids, text_timestep, text_mask, prompt_embeds, negative_prompt_embeds
+        self,
+        latents,
+        video_timestep,
+        text_ids,
+        text_timestep,
+        text_mask,
+        prompt_embeds,
+        negative_prompt_embeds,
+        step_index: int | None = None,
     ):
-        """The transformer on the prompt condition, plus CFG on the video velocity (as WanPipeline) when enabled."""
-        velocity, logits = self.transformer(
-            video_latents=latents,
-            text_ids=text_ids,
-            video_timestep=video_timestep,
-            text_timestep=text_timestep,
-            encoder_hidden_states=prompt_embeds,
-            text_attention_mask=text_mask,
-            return_dict=False,
-        )
-        if self.do_classifier_free_guidance:
-            uncond = self.transformer(
+        """The transformer on the prompt condition, plus CFG on the video velocity (as WanPipeline) when enabled; each
+        call in its diffusers cache context (`"cond"` / `"uncond"`, with the step), as `WanPipeline`."""
+        with self._cache_context("cond", step_index):
+            velocity, logits = self.transformer(
                 video_latents=latents,
                 text_ids=text_ids,
                 video_timestep=video_timestep,
                 text_timestep=text_timestep,
-                encoder_hidden_states=negative_prompt_embeds,
+                encoder_hidden_states=prompt_embeds,
                 text_attention_mask=text_mask,
                 return_dict=False,
-            )[0]
+            )
+        if self.do_classifier_free_guidance:
+            with self._cache_context("uncond", step_index):
+                uncond = self.transformer(
+                    video_latents=latents,
+                    text_ids=text_ids,
+                    video_timestep=video_timestep,
+                    text_timestep=text_timestep,
+                    encoder_hidden_states=negative_prompt_embeds,
+                    text_attention_mask=text_mask,
+                    return_dict=False,
+                )[0]
             velocity = uncond + self._guidance_scale * (velocity - uncond)
         return velocity, logits
+
+    def _cache_context(self, name: str, step_index: int | None):
+        """The transformer's `cache_context` (diffusers' cache hooks keep one state per context), with where the loop
+        is, as `WanPipeline` passes it; diffusers versions whose `cache_context` takes only the name get the name."""
+        if step_index is None:
+            return self.transformer.cache_context(name)
+        parameters = inspect.signature(self.transformer.cache_context).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return self.transformer.cache_context(name)
+        return self.transformer.cache_context(
+            name,
+            step_index=step_index,
+            sigma=float(self.scheduler.sigmas[step_index]),
+            num_inference_steps=self._num_timesteps,
+        )
 
     def _encode_conditions(
         self,
@@ -423,6 +450,7 @@ class UniViGUPipeline(
                     text_mask,
                     prompt_embeds,
                     negative_prompt_embeds,
+                    step_index=i,
                 )
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
                 self._check_finite_output("latents", latents, step=i)
