@@ -142,6 +142,25 @@ def _cache_hooks(r: dict) -> list[tuple]:
     return rows
 
 
+def _toolbox(r: dict) -> list[tuple]:
+    compiled = r["regional_compile"]
+    tokens = f"{r['video_tokens']} video + {r['text_tokens']} text tokens"
+    rows = [
+        (
+            "toolbox",
+            f"regional inductor compile / eager, one step, {tokens}",
+            f"{_x(compiled['speedup_over_eager'])} (graphs {compiled['graphs_after_first_call']} -> "
+            f"{compiled['graphs_after_all_calls']})",
+            "",
+        )
+    ]
+    int8 = r.get("int8_weight_only", {})
+    if "weight_ratio" in int8:
+        value = f"weights {int8['weight_ratio']}x, step {_x(int8['speed_over_eager_fp32'])}, diff {int8['mean_relative_diff_video']}"
+        rows.append(("toolbox", "int8 weight-only / fp32", value, ""))
+    return rows
+
+
 SUMMARIES = {
     "param_counts": _param_counts,
     "pipeline_modes": _pipeline_modes,
@@ -153,6 +172,7 @@ SUMMARIES = {
     "efficiency": _efficiency,
     "real_videos": _real_videos,
     "cache_hooks": _cache_hooks,
+    "toolbox": _toolbox,
 }
 
 

@@ -68,3 +68,33 @@ def test_regional_inductor_compilation_matches_eager_and_does_not_recompile():
     pipe(generator=torch.Generator().manual_seed(1), **{**run, "num_inference_steps": 3})  # other seed, timesteps
     assert counters["stats"]["unique_graphs"] == graphs  # no recompilation after the first call
     torch._dynamo.reset()
+
+
+def test_whole_model_compile_captures_each_task_in_one_graph_without_recompiling():
+    from torch._dynamo.utils import counters
+
+    pipe = build_tiny_pipelines()[0]
+    seeded = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+    video = torch.rand(5, 3, 16, 16)
+    tasks = {
+        "text-to-video": lambda s: pipe(prompt="a red circle", num_inference_steps=2, generator=seeded(s), output_type="pt").frames,
+        "joint": lambda s: pipe.generate_joint(prompt="a red circle", num_inference_steps=2, generator=seeded(s), output_type="pt").frames,
+        "caption": lambda s: pipe.caption(video, num_inference_steps=2, generator=seeded(s)).text,
+    }  # fmt: skip
+    eager = {name: task(0) for name, task in tasks.items()}
+    torch._dynamo.reset()
+    counters.clear()
+    pipe.transformer.compile(backend="eager", fullgraph=True)  # fullgraph: a graph break would raise
+    try:
+        for name, task in tasks.items():
+            first = task(0)
+            graphs = counters["stats"]["unique_graphs"]
+            task(1)
+            assert counters["stats"]["unique_graphs"] == graphs, f"{name} recompiled"
+            if name == "caption":
+                assert first == eager[name]
+            else:
+                torch.testing.assert_close(first, eager[name], atol=1e-5, rtol=1e-5)
+        assert counters["stats"]["unique_graphs"] == 3  # one graph per task
+    finally:
+        torch._dynamo.reset()

@@ -417,7 +417,11 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
             text_rotary_emb = text_rotary_embedding(
                 text_ids.shape[1], config.attention_head_dim, config.text_rope_theta, text_ids.device
             )
-            if text_attention_mask is not None and not bool(text_attention_mask.bool().all()):
+            # An all-True mask changes nothing, so eager mode drops it (the faster unmasked attention); a compiled
+            # graph keeps it rather than branch on the data.
+            if text_attention_mask is not None and (
+                torch.compiler.is_compiling() or not bool(text_attention_mask.bool().all())
+            ):
                 num_video = video_hidden.shape[1] if video_hidden is not None else 0
                 num_video = video_context.num_video_tokens if video_context is not None else num_video
                 key_mask = text_attention_mask.bool()
