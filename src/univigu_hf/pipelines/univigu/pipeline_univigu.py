@@ -169,27 +169,23 @@ class UniViGUPipeline(
     ):
         """The transformer on the prompt condition, plus CFG on the video velocity (as WanPipeline) when enabled; each
         call in its diffusers cache context (`"cond"` / `"uncond"`, with the step), as `WanPipeline`."""
-        with self._cache_context("cond", step_index):
-            velocity, logits = self.transformer(
+
+        def forward(condition):
+            return self.transformer(
                 video_latents=latents,
                 text_ids=text_ids,
                 video_timestep=video_timestep,
                 text_timestep=text_timestep,
-                encoder_hidden_states=prompt_embeds,
+                encoder_hidden_states=condition,
                 text_attention_mask=text_mask,
                 return_dict=False,
             )
+
+        with self._cache_context("cond", step_index):
+            velocity, logits = forward(prompt_embeds)
         if self.do_classifier_free_guidance:
             with self._cache_context("uncond", step_index):
-                uncond = self.transformer(
-                    video_latents=latents,
-                    text_ids=text_ids,
-                    video_timestep=video_timestep,
-                    text_timestep=text_timestep,
-                    encoder_hidden_states=negative_prompt_embeds,
-                    text_attention_mask=text_mask,
-                    return_dict=False,
-                )[0]
+                uncond = forward(negative_prompt_embeds)[0]
             velocity = uncond + self._guidance_scale * (velocity - uncond)
         return velocity, logits
 
