@@ -5,7 +5,7 @@ two seeds each), the default model's 20 steps and CFG 3.0: wall time of the pipe
 forward passes alone (the default model is tiny, so the VAE and the text encoder are a large part of a call), the
 transformer forwards actually computed, and the shapes-world detectors' accuracy (shape, color, size, direction) on
 the generated videos. The configurations run in turns, prompt by prompt (A, B, C, ... then again), so machine load
-affects all alike. Goal (issue anchor: MagCache 1.88x on Wan2.1-1.3B): a hook at >= 1.8x with <= 2 points lost.
+affects all alike. Goal (MagCache's published anchor: 1.88x on Wan2.1-1.3B): a hook at >= 1.8x with <= 2 points lost.
 
     python benchmarks/cache_hooks.py --output docs/results/cache_hooks.json
     python benchmarks/cache_hooks.py --quick
