@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 
+from _common import parser
 from _report import emit
 
 import univigu_hf
@@ -94,7 +95,7 @@ def startup_seconds(env: dict, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser_ = __import__("_common").parser(__doc__.split("\n\n")[0])
+    parser_ = parser(__doc__.split("\n\n")[0])
     parser_.add_argument("--src", help="a checkout whose src/ is measured instead of the installed package")
     parser_.add_argument("--clips", default="10,60", help="clip lengths in seconds, comma-separated")
     args = parser_.parse_args()

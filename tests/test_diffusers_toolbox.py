@@ -177,3 +177,26 @@ def test_regional_compilation_targets_the_transformer_blocks():
     inputs = make_inputs()
     with torch.no_grad():
         assert torch.isfinite(model(**inputs).video_velocity).all()
+
+
+def test_calibration_refuses_a_generator_list_of_the_wrong_length(pipe):
+    with pytest.raises(ValueError, match="generator list has 1 generators for 2 prompts"):
+        calibrate_mag_ratios(pipe, ["a", "b"], 2, generator=[torch.Generator()])
+    assert not pipe.transformer.is_cache_enabled
+
+
+def test_the_calibration_command_writes_the_ratios(tmp_path, pipe, capsys):
+    import json
+
+    from univigu_hf.cli import main
+
+    model = tmp_path / "model"
+    pipe.save_pretrained(model)
+    output = tmp_path / "ratios.json"
+    argv = ["calibrate-mag-cache", "--model", str(model), "--prompt", "a red circle", "--prompt", "a blue square"]
+    assert main([*argv, "--steps", "3", "--output", str(output), "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(output.read_text())
+    assert report["num_inference_steps"] == 3 and len(report["mag_ratios"]) == 3 and report["mag_ratios"][0] == 1.0
+    assert main(["calibrate-mag-cache", "--model", str(model), "--quiet"]) == 2
+    assert "--prompt is required with --model" in capsys.readouterr().err

@@ -45,14 +45,7 @@ def _check_output(path: str) -> str:
         raise CLIError(
             f"--output must end in {' or '.join(VIDEO_EXTENSIONS)} (the format follows the extension), got {path!r}"
         )
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CLIError(f"the folder of --output does not exist: {parent!r}")
-    # Checked before the model runs, so a run is not lost to a target that cannot be written.
-    if os.path.isdir(path):
-        raise CLIError(f"--output {path!r} is a folder; give a file name ending in .mp4 or .gif")
-    if not os.access(parent, os.W_OK):
-        raise CLIError(f"the folder of --output is not writable: {parent!r}")
+    _check_writable(path, "--output")
     return path
 
 
@@ -378,16 +371,14 @@ def _calibrate_mag_cache(args: argparse.Namespace) -> int:
         _check_writable(args.output, "--output")
     pipe = _load_pipeline(args)
     steps = args.steps if args.steps is not None else pipe.config.default_num_inference_steps
-    generators = [_generator(args.seed + i) for i in range(len(prompts))]
-    ratios = []
-    for prompt, generator in zip(prompts, generators):
-        ratios.append(
-            _run_pipeline(
-                calibrate_mag_ratios, pipe=pipe, prompts=[prompt], num_inference_steps=steps,
-                guidance_scale=args.guidance_scale, generator=generator,
-            )
-        )  # fmt: skip
-    mean = [round(sum(values) / len(values), 5) for values in zip(*ratios)]
+    mean = _run_pipeline(
+        calibrate_mag_ratios,
+        pipe=pipe,
+        prompts=prompts,
+        num_inference_steps=steps,
+        guidance_scale=args.guidance_scale,
+        generator=[_generator(args.seed + i) for i in range(len(prompts))],
+    )
     report = {"num_inference_steps": steps, "mag_ratios": mean, "prompts": prompts, "seed": args.seed}
     if args.output:
         try:
@@ -399,6 +390,7 @@ def _calibrate_mag_cache(args: argparse.Namespace) -> int:
 
 
 def _check_writable(path: str, option: str) -> None:
+    """Refuses a file target that cannot be written, before any model runs (so no run is lost to it)."""
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise CLIError(f"{option} {path!r} is a folder; give a file name")

@@ -127,7 +127,9 @@ class DiffusersToolboxMixin(CacheMixin):
         ModelMixin.reset_attention_backend(self)
 
 
-def calibrate_mag_ratios(pipe, prompts: list[str], num_inference_steps: int, **call_kwargs) -> list[float]:
+def calibrate_mag_ratios(
+    pipe, prompts: list[str], num_inference_steps: int, generator=None, **call_kwargs
+) -> list[float]:
     """
     Measures MagCache's magnitude ratios for a pipeline: runs text-to-video on `prompts` with
     `MagCacheConfig(calibrate=True)` (nothing is skipped) and averages, step by step, the ratios diffusers' hook reports
@@ -138,7 +140,9 @@ def calibrate_mag_ratios(pipe, prompts: list[str], num_inference_steps: int, **c
         prompts (`list[str]`): calibration prompts.
         num_inference_steps (`int`): the steps the ratios are for (`MagCacheConfig(num_inference_steps=...)`
             interpolates them to other step counts).
-        **call_kwargs: more arguments of the pipeline call (seeded `generator`, `guidance_scale`, sizes, ...).
+        generator (`torch.Generator` or `list[torch.Generator]`, *optional*): the noise of every run, or one
+            generator per prompt.
+        **call_kwargs: more arguments of the pipeline call (`guidance_scale`, sizes, ...).
 
     Returns:
         `list[float]`: `num_inference_steps` ratios for `MagCacheConfig(mag_ratios=...)`.
@@ -163,8 +167,20 @@ def calibrate_mag_ratios(pipe, prompts: list[str], num_inference_steps: int, **c
     pipe.transformer.enable_cache(MagCacheConfig(calibrate=True, num_inference_steps=num_inference_steps))
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the hook also prints its results
-            for prompt in prompts:
-                pipe(prompt=prompt, num_inference_steps=num_inference_steps, output_type="latent", **call_kwargs)
+            generators = generator if isinstance(generator, (list, tuple)) else [generator] * len(prompts)
+            if len(generators) != len(prompts):
+                raise ValueError(
+                    f"generator list has {len(generators)} generators for {len(prompts)} prompts; accepted: one "
+                    "generator, or one per prompt"
+                )
+            for prompt, prompt_generator in zip(prompts, generators):
+                pipe(
+                    prompt=prompt,
+                    num_inference_steps=num_inference_steps,
+                    generator=prompt_generator,
+                    output_type="latent",
+                    **call_kwargs,
+                )
     finally:
         pipe.transformer.disable_cache()
         hook_logger.removeHandler(handler)

@@ -1,5 +1,6 @@
 """UniViGU: a Wan2.1 video diffusion transformer that also denoises caption tokens (transformers `PreTrainedModel`)."""
 
+import functools
 import math
 import os
 import pickle
@@ -82,9 +83,7 @@ class UniViGUPreTrainedModel(PreTrainedModel):
     @classmethod
     def keeps_fp32(cls, name: str) -> bool:
         """Whether the parameter `name` stays float32 in a half-precision model (transformers' own name matching)."""
-        return any(
-            re.search(rf"(?:^|\.){re.escape(module)}(?:\.|$)", name) for module in cls._keep_in_fp32_modules_strict
-        )
+        return _module_pattern(tuple(cls._keep_in_fp32_modules_strict)).search(name) is not None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -631,6 +630,12 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
             device
         )
         return model
+
+
+@functools.cache
+def _module_pattern(modules: tuple[str, ...]) -> re.Pattern:
+    """A pattern that finds any of `modules` as a whole component of a parameter name."""
+    return re.compile(r"(?:^|\.)(?:" + "|".join(map(re.escape, modules)) + r")(?:\.|$)")
 
 
 def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.Tensor:

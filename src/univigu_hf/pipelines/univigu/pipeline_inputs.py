@@ -239,10 +239,10 @@ class UniViGUPipelineInputsMixin:
                 raise ValueError(
                     f"{name} must have text_dim={text_dim} features (dim 2), got shape {tuple(value.shape)}"
                 )
-        if prompt is not None and len(self._prompt_list(prompt)) != prompt_embeds.shape[0]:
+        prompt_count = None if prompt is None else len(self._prompt_list(prompt))
+        if prompt_count is not None and prompt_count != prompt_embeds.shape[0]:
             raise ValueError(
-                f"prompt_embeds must have one row per prompt ({len(self._prompt_list(prompt))}), got "
-                f"{prompt_embeds.shape[0]}"
+                f"prompt_embeds must have one row per prompt ({prompt_count}), got {prompt_embeds.shape[0]}"
             )
         if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] != prompt_embeds.shape[0]:
             raise ValueError(

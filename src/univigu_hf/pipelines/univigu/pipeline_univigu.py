@@ -1,6 +1,5 @@
 """`UniViGUPipeline`: text-to-video, video captioning and joint video+text generation with one diffusers pipeline."""
 
-import inspect
 from collections.abc import Callable
 
 import torch
@@ -165,7 +164,7 @@ class UniViGUPipeline(
         text_mask,
         prompt_embeds,
         negative_prompt_embeds,
-        step_index: int | None = None,
+        step_index: int,
     ):
         """The transformer on the prompt condition, plus CFG on the video velocity (as WanPipeline) when enabled; each
         call in its diffusers cache context (`"cond"` / `"uncond"`, with the step), as `WanPipeline`."""
@@ -189,14 +188,9 @@ class UniViGUPipeline(
             velocity = uncond + self._guidance_scale * (velocity - uncond)
         return velocity, logits
 
-    def _cache_context(self, name: str, step_index: int | None):
+    def _cache_context(self, name: str, step_index: int):
         """The transformer's `cache_context` (diffusers' cache hooks keep one state per context), with where the loop
-        is, as `WanPipeline` passes it; diffusers versions whose `cache_context` takes only the name get the name."""
-        if step_index is None:
-            return self.transformer.cache_context(name)
-        parameters = inspect.signature(self.transformer.cache_context).parameters
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            return self.transformer.cache_context(name)
+        is, as `WanPipeline` passes it."""
         return self.transformer.cache_context(
             name,
             step_index=step_index,
