@@ -161,6 +161,19 @@ def _toolbox(r: dict) -> list[tuple]:
     return rows
 
 
+def _group_offload(r: dict) -> list[tuple]:
+    rows = []
+    for mode, run in r["modes"].items():
+        if mode == "none":
+            continue
+        value = f"peak {run['peak_over_no_offload']}x, time {_x(run['time_over_no_offload'])}"
+        value += "" if run["same_output"] else ", outputs DIFFER"
+        rows.append(
+            ("group offload", f"{mode} / none, {r['weights_mb']} MB of weights ({r['peak_measure']})", value, "")
+        )
+    return rows
+
+
 SUMMARIES = {
     "param_counts": _param_counts,
     "pipeline_modes": _pipeline_modes,
@@ -173,6 +186,7 @@ SUMMARIES = {
     "real_videos": _real_videos,
     "cache_hooks": _cache_hooks,
     "toolbox": _toolbox,
+    "group_offload": _group_offload,
 }
 
 

@@ -28,12 +28,12 @@ def assets(tmp_path_factory):
     return root
 
 
-def train(stage, assets, output, *extra):
+def train(stage, assets, output, *extra, callbacks=None):
     argv = ["--config", TINY_CONFIG, "--dataset_name", str(assets / "videos"), "--output_dir", str(output)]
     argv += ["--prepared_data_dir", str(assets / "prepared")]
     if "--init_from" not in extra:
         argv += ["--init_from", str(assets / "unified")]
-    return run(stage, argv + list(extra))
+    return run(stage, argv + list(extra), callbacks=callbacks)
 
 
 def weights(output):
@@ -164,6 +164,21 @@ def test_accelerate_launch_two_cpu_processes(assets, tmp_path):
     transformers_written = [p for p in output.rglob("model.safetensors") if p.parent.name == "transformer"]
     assert transformers_written == [output / "transformer" / "model.safetensors"]  # one model, by the main process
     assert isinstance(UniViGUPipeline.from_pretrained(output).transformer, UniViGUModel)
+
+
+def test_callbacks_see_every_step_and_the_model_being_trained(assets, tmp_path):
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        steps, models = [], []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            self.steps.append(state.global_step)
+            self.models.append(type(model).__name__)
+
+    train("recall", assets, tmp_path / "recall", "--max_steps", "3", callbacks=[Recorder()])
+    assert Recorder.steps == [1, 2, 3]
+    assert set(Recorder.models) == {"UniViGUModel"}
 
 
 def test_base_stage_trains_only_the_video_path_and_writes_a_wan_pipeline(assets, tmp_path):

@@ -95,8 +95,10 @@ def clips_as_dataset(num_clips: int, seed: int):
     return shapes.shapes_dataset(num_clips, seed=seed, split="train", num_frames=NUM_FRAMES, size=SIZE)
 
 
-def vae_training_args(output_dir: Path, steps: int, learning_rate: float, warmup_steps: int, seed: int):
-    """The `TrainingArguments` of both VAE steps: batch 8, cosine schedule, no checkpoints, CPU."""
+def vae_training_args(
+    output_dir: Path, steps: int, learning_rate: float, warmup_steps: int, seed: int, device: str = "cpu"
+):
+    """The `TrainingArguments` of both VAE steps: batch 8, cosine schedule, no checkpoints, on `device`."""
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=8,
@@ -108,19 +110,21 @@ def vae_training_args(output_dir: Path, steps: int, learning_rate: float, warmup
         logging_steps=max(1, steps // 20),
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        use_cpu=device == "cpu",
         seed=seed,
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
 
 
-def train_vae(work_dir: Path, dataset, steps: int, seed: int) -> AutoencoderKLWan:
-    """Trains the VAE on world clips (`dataset`, train split) and sets its latent statistics."""
+def train_vae(
+    work_dir: Path, dataset, steps: int, seed: int, config: dict = VAE, device: str = "cpu"
+) -> AutoencoderKLWan:
+    """Trains a VAE of `config` on world clips (`dataset`, train split) and sets its latent statistics."""
     set_seed(seed)
-    vae = AutoencoderKLWan(**VAE, latents_mean=[0.0] * VAE["z_dim"], latents_std=[1.0] * VAE["z_dim"])
+    vae = AutoencoderKLWan(**config, latents_mean=[0.0] * config["z_dim"], latents_std=[1.0] * config["z_dim"])
     args = vae_training_args(
-        work_dir / "vae_trainer", steps, learning_rate=2e-3, warmup_steps=min(50, steps // 10), seed=seed
+        work_dir / "vae_trainer", steps, 2e-3, warmup_steps=min(50, steps // 10), seed=seed, device=device
     )
     # Foreground weighting: with plain MSE the VAE settles in the "background only" minimum (see AutoencoderTrainer).
     trainer = AutoencoderTrainer(model=vae, args=args, train_dataset=dataset, kl_weight=1e-6, foreground_weight=20.0)
@@ -132,7 +136,9 @@ def train_vae(work_dir: Path, dataset, steps: int, seed: int) -> AutoencoderKLWa
     return vae
 
 
-def refine_vae_decoder(work_dir: Path, vae: AutoencoderKLWan, dataset, steps: int, seed: int) -> AutoencoderKLWan:
+def refine_vae_decoder(
+    work_dir: Path, vae: AutoencoderKLWan, dataset, steps: int, seed: int, device: str = "cpu"
+) -> AutoencoderKLWan:
     """Trains the decoder alone with the L1 edge term added. The encoder is frozen, so every latent (and everything
     trained on them) stays exactly the same; only the rendering of the latents sharpens."""
     set_seed(seed)
@@ -140,7 +146,7 @@ def refine_vae_decoder(work_dir: Path, vae: AutoencoderKLWan, dataset, steps: in
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     args = vae_training_args(
-        work_dir / "vae_decoder_trainer", steps, learning_rate=1e-3, warmup_steps=min(30, steps // 10), seed=seed
+        work_dir / "vae_decoder_trainer", steps, 1e-3, warmup_steps=min(30, steps // 10), seed=seed, device=device
     )
     # Squared error alone leaves soft edges: small squares and triangles come back as blobs, sizes come back wrong.
     trainer = AutoencoderTrainer(
@@ -166,18 +172,21 @@ def reconstruction_quality(vae: AutoencoderKLWan, num_clips: int = 96) -> dict:
 
     clips = list(shapes.generate_clips(num_clips, seed=999, split="all", num_frames=NUM_FRAMES, size=SIZE))
     video = torch.from_numpy(np.stack([clip.frames for clip in clips])).permute(0, 4, 1, 2, 3) * 2 - 1
+    video = video.to(vae.device)
     reconstruction = vae.decode(vae.encode(video).latent_dist.mode()).sample.clamp(-1, 1)
-    frames = ((reconstruction + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+    frames = ((reconstruction + 1) / 2).permute(0, 2, 3, 4, 1).cpu().numpy()
     scores = score_videos(list(frames), [clip.attributes.to_dict() for clip in clips])
     return {"mse": float((reconstruction - video).pow(2).mean()), "detector_accuracy": scores["accuracy"]}
 
 
-def build_initial_wan(work_dir: Path, vae: AutoencoderKLWan, seed: int) -> Path:
+def build_initial_wan(
+    work_dir: Path, vae: AutoencoderKLWan, seed: int, transformer_config: dict = TRANSFORMER
+) -> Path:
     """The untrained stage-0 Wan pipeline: trained VAE and tokenizer, frozen encoder, random transformer."""
     tokenizer = build_tokenizer()
     text_encoder = build_text_encoder(len(tokenizer), seed)
     set_seed(seed)
-    transformer = WanTransformer3DModel(**TRANSFORMER)
+    transformer = WanTransformer3DModel(**transformer_config)
     wan = WanPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
@@ -249,6 +258,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="Reuse a finished stage-0 WanPipeline (e.g. runs/shapes_world/base) instead of training the VAE and base.",
     )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="Where every stage trains (cuda: one GPU)."
+    )
     parser.add_argument("--quick", action="store_true", help="A tiny smoke run (a few steps per stage).")
     parser.add_argument("--install", action="store_true", help=f"Copy the result to {PACKAGE_MODEL_DIR}.")
     args = parser.parse_args(argv)
@@ -275,30 +287,34 @@ def main(argv=None) -> int:
     data_dir = Path(args.data_dir).resolve() if args.data_dir else work_dir / "data" / "train"
     if not (data_dir / "metadata.jsonl").is_file():
         timed("export_data", shapes.export_folder, data_dir, args.num_clips, args.seed, "train", NUM_FRAMES, SIZE, FPS)
-    seed = ["--seed", str(args.seed)]
+    stage_flags = ["--seed", str(args.seed)]
+    if args.device != "cpu":  # the stage configs say `use_cpu: true`
+        stage_flags += ["--use_cpu", "false"]
     metrics = {}
     if args.base_dir is None:
         vae_clips = clips_as_dataset(args.vae_clips, seed=args.seed + 1000)  # shared by both VAE steps
-        vae = timed("vae", train_vae, work_dir, vae_clips, args.vae_steps, args.seed)
+        vae = timed("vae", train_vae, work_dir, vae_clips, args.vae_steps, args.seed, VAE, args.device)
         metrics["vae_reconstruction_before_decoder_refinement"] = reconstruction_quality(vae)
-        vae = timed("vae_decoder", refine_vae_decoder, work_dir, vae, vae_clips, args.decoder_steps, args.seed)
+        vae = timed(
+            "vae_decoder", refine_vae_decoder, work_dir, vae, vae_clips, args.decoder_steps, args.seed, args.device
+        )
         metrics["vae_reconstruction"] = reconstruction_quality(vae)
         print(f"[train-demo] VAE round trip: {json.dumps(metrics['vae_reconstruction'])}", flush=True)
         init = build_initial_wan(work_dir, vae, args.seed)
         base = work_dir / "base"
-        argv = stage_argv("base.yaml", init, data_dir, base, args.base_steps, seed)
+        argv = stage_argv("base.yaml", init, data_dir, base, args.base_steps, stage_flags)
         metrics["base"] = timed("base", run, "base", argv)
     else:
         base = Path(args.base_dir).resolve()
     refine_init = base
     if not args.skip_recall:
         recall = work_dir / "recall"
-        argv = stage_argv("recall.yaml", base, data_dir, recall, args.recall_steps, seed)
+        argv = stage_argv("recall.yaml", base, data_dir, recall, args.recall_steps, stage_flags)
         metrics["recall"] = timed("recall", run, "recall", argv)
         refine_init = recall
     refine = work_dir / "refine"
     refine_steps = args.refine_steps + (args.recall_steps if args.skip_recall else 0)  # same total budget
-    argv = stage_argv("refine.yaml", refine_init, data_dir, refine, refine_steps, seed)
+    argv = stage_argv("refine.yaml", refine_init, data_dir, refine, refine_steps, stage_flags)
     metrics["refine"] = timed("refine", run, "refine", argv)
     final = timed("finalize", finalize, refine, work_dir / "pipeline")
     timings["total"] = round(time.perf_counter() - started, 1)

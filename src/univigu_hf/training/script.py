@@ -194,7 +194,7 @@ def _peft_config(model_args: ModelConfig):
     return config
 
 
-def run(stage: str, argv: list[str] | None = None) -> dict:
+def run(stage: str, argv: list[str] | None = None, callbacks: list | None = None) -> dict:
     """
     Runs one training stage: Knowledge Recall (`"recall"`: the text target is the prompt), Capability Refinement
     (`"refine"`: the detailed caption), or `"base"`: plain Wan text-to-video training of the video path
@@ -205,6 +205,8 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
     Args:
         stage (`str`): `"base"`, `"recall"` or `"refine"`.
         argv (`list[str]`, *optional*): command-line arguments (default: `sys.argv[1:]`).
+        callbacks (`list[transformers.TrainerCallback]`, *optional*): passed to the `Trainer` (e.g. evaluation or
+            logging at chosen steps); their `on_step_end` gets the model being trained as `model`.
 
     Returns:
         `dict`: the final training metrics (`train_loss`, the last logged `loss_video`/`loss_text`, ...).
@@ -297,6 +299,7 @@ def run(stage: str, argv: list[str] | None = None) -> dict:
         flow_scheduler=pipeline.scheduler,
         uniflow_config=script_args.uniflow_config(training_args.seed, video_only=stage == "base"),
         null_condition=null_condition,
+        callbacks=callbacks,
     )
     resume = training_args.resume_from_checkpoint
     if resume in ("true", "True", "last"):
