@@ -46,7 +46,22 @@ DESIGNS = {
     "t1_patch2": dict(vae=_vae(temperal_downsample=[False, False], scale_factor_temporal=1), transformer={}),
     # The shipped VAE with one token per latent pixel: 3 x 8 x 8 = 192 tokens.
     "t4_patch1": dict(vae=None, transformer=dict(patch_size=(1, 1, 1))),
+    # As t4_patch1 with larger shapes (10 and 15 px across on 32 px instead of 8 and 13): more latent pixels per shape.
+    "t4_patch1_big": dict(vae=None, transformer=dict(patch_size=(1, 1, 1)), half_sizes={"small": 0.16, "large": 0.24}),
 }
+
+
+def set_half_sizes(half_sizes: dict) -> float:
+    """Renders and scores the world with other shape sizes (in place, for this process); the detectors' ground-truth
+    accuracy at those sizes."""
+    from univigu_hf.shapes import scoring, world
+
+    world.HALF_SIZES.update(half_sizes)
+    scoring._SIZE_THRESHOLD = float(np.sqrt(half_sizes["small"] * half_sizes["large"]))
+    clips = list(
+        shapes.generate_clips(240, seed=7, split="all", num_frames=train_demo.NUM_FRAMES, size=train_demo.SIZE)
+    )
+    return scoring.score_videos([c.frames for c in clips], [c.attributes.to_dict() for c in clips])["accuracy"]
 
 
 def training_prompts() -> list[str]:
@@ -148,17 +163,26 @@ def main(argv=None) -> int:
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--transformer", default="{}", help="JSON overrides of the transformer config.")
+    parser.add_argument(
+        "--train_args",
+        default="",
+        help="Extra flags of the base stage, e.g. '--video_foreground_weight 4 --video_time_shift 1'.",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     design = DESIGNS[args.design]
     work_dir = Path(args.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     data_dir = Path(args.data_dir).resolve() if args.data_dir else work_dir / "data"
+    report = {"design": args.design, "args": vars(args), "timings_s": {}, "curve": []}
+    if "half_sizes" in design:
+        report["half_sizes"] = design["half_sizes"]
+        report["detectors_on_ground_truth"] = set_half_sizes(design["half_sizes"])
+        print(f"[curve] detectors on ground truth {json.dumps(report['detectors_on_ground_truth'])}", flush=True)
     if not (data_dir / "metadata.jsonl").is_file():
         shapes.export_folder(
             data_dir, args.num_clips, 0, "train", train_demo.NUM_FRAMES, train_demo.SIZE, train_demo.FPS
         )
-    report = {"design": args.design, "args": vars(args), "timings_s": {}, "curve": []}
     started = time.perf_counter()
     if design["vae"] is None:
         vae = AutoencoderKLWan.from_pretrained(DEFAULT_MODEL, subfolder="vae")
@@ -179,6 +203,7 @@ def main(argv=None) -> int:
     argv = train_demo.stage_argv("base.yaml", init, data_dir, work_dir / "base", args.steps, ["--seed", "0"])
     argv += ["--save_strategy", "no", "--learning_rate", str(args.learning_rate)]
     argv += ["--prepared_data_dir", str(work_dir / "prepared")]  # latents of this design's VAE
+    argv += args.train_args.split()
     start = time.perf_counter()
     report["base_metrics"] = run("base", argv, callbacks=[callback])
     report["timings_s"]["base_with_evaluations"] = round(time.perf_counter() - start, 1)

@@ -162,6 +162,45 @@ def test_losses_recomputed_independently(pipe, null_condition):
     )
 
 
+def test_foreground_weight_recomputed_independently(pipe, null_condition):
+    batch = UniViGUDataCollator(max_text_length=MAX_TEXT, pad_token_id=0)(make_examples(pipe, 12))
+    plain = unified_flow_loss(
+        pipe.transformer, batch, pipe.scheduler, UniFlowTrainingConfig(), step_generator(3), null_condition
+    )
+    config = UniFlowTrainingConfig(video_foreground_weight=4.0)
+    calls, hook = capture_model_inputs(pipe.transformer)
+    try:
+        out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, step_generator(3), null_condition)
+    finally:
+        hook.remove()
+    inputs, outputs = calls[0]
+    clean = batch["video_latents"]
+    sigmas = (inputs["video_timestep"] / 1000).view(-1, 1, 1, 1, 1)
+    noise = (inputs["video_latents"] - (1 - sigmas) * clean) / sigmas.clamp_min(1e-8)
+    # Distance from each latent frame's per-channel spatial median, averaged over channels.
+    median = clean.flatten(3).median(dim=3).values[..., None, None]
+    distance = (clean - median).abs().mean(dim=1, keepdim=True)
+    weights = (1 + 4.0 * distance).expand_as(clean)
+    error = (outputs.video_velocity - (noise - clean)).pow(2)
+    rows = out.tasks != UNDERSTANDING
+    expected = ((weights * error).flatten(1).sum(1) / weights.flatten(1).sum(1))[rows].mean()
+    torch.testing.assert_close(out.video_loss, expected.detach(), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(out.video_loss, plain.video_loss)
+    # Same draws: the text loss does not see the weighting.
+    torch.testing.assert_close(out.text_loss, plain.text_loss)
+
+
+def test_foreground_weight_zero_is_the_plain_mean(pipe, null_condition):
+    batch = UniViGUDataCollator(max_text_length=MAX_TEXT, pad_token_id=0)(make_examples(pipe, 8))
+    losses = [
+        unified_flow_loss(
+            pipe.transformer, batch, pipe.scheduler, UniFlowTrainingConfig(**kwargs), step_generator(5), null_condition
+        ).loss
+        for kwargs in ({}, {"video_foreground_weight": 0.0})
+    ]
+    assert torch.equal(losses[0], losses[1])
+
+
 @pytest.mark.parametrize("video_attends_text", [True, False])
 def test_video_loss_depends_on_the_caption_only_with_joint_attention(null_condition, video_attends_text):
     pipe = build_tiny_pipelines(video_attends_text=video_attends_text)[0]
@@ -232,6 +271,8 @@ def test_loss_is_deterministic_and_validates(pipe, null_condition):
         (dict(video_time_sampling="beta"), "video_time_sampling must be one of"),
         (dict(understanding_condition="x"), "understanding_condition must be one of"),
         (dict(text_loss_weight=-1), "text_loss_weight must be a finite number >= 0"),
+        (dict(video_foreground_weight=-0.5), "video_foreground_weight must be a finite number >= 0, got -0.5"),
+        (dict(video_foreground_weight=float("nan")), "video_foreground_weight must be a finite number"),
     ],
 )
 def test_training_config_errors(kwargs, message):

@@ -128,6 +128,7 @@ def test_resume_from_checkpoint_is_exact(assets, tmp_path):
         (["--trainable", "audio"], ValueError, "--trainable must be one of \\('all', 'text', 'video'\\), got 'audio'"),
         (["--caption_column", "long_caption"], ValueError, "long_caption"),
         (["--init_from", "/nonexistent/pipeline"], ValueError, "--init_from='/nonexistent/pipeline'"),
+        (["--video_foreground_weight", "-1"], ValueError, "--video_foreground_weight must be a finite number >= 0"),
     ],
 )
 def test_bad_script_arguments(assets, tmp_path, extra, error, message):

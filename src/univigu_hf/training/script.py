@@ -84,6 +84,10 @@ class UniViGUScriptArguments(ScriptArguments):
         default="shifted_uniform", metadata={"help": "'uniform', 'shifted_uniform' or 'logit_normal'."}
     )
     video_time_shift: float | None = field(default=None, metadata={"help": "Training shift (None: scheduler shift)."})
+    video_foreground_weight: float = field(
+        default=0.0,
+        metadata={"help": "Extra loss weight of latent positions that stand out from their frame (0: off)."},
+    )
     hub_metrics_file: str | None = field(
         default=None,
         metadata={
@@ -122,6 +126,7 @@ class UniViGUScriptArguments(ScriptArguments):
             understanding_condition=self.understanding_condition,
             video_time_sampling=self.video_time_sampling,
             video_time_shift=self.video_time_shift,
+            video_foreground_weight=self.video_foreground_weight,
             seed=seed,
         )
 
