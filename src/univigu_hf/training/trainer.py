@@ -1,12 +1,12 @@
 """`UniViGUTrainer`: `transformers.Trainer` with the unified-flow loss."""
 
+import copy
 import os
 import shutil
-from collections.abc import Callable
 
 import torch
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
 from ..models.wan_growth import is_text_parameter
@@ -16,11 +16,6 @@ from .loss import GENERATION, JOINT, UNDERSTANDING, UniFlowTrainingConfig, step_
 
 
 logger = logging.get_logger(__name__)
-
-try:  # transformers >= 5.x: a function; earlier releases have the `Trainer._rotate_checkpoints` method.
-    from transformers.trainer_utils import rotate_checkpoints
-except ImportError:  # pragma: no cover
-    rotate_checkpoints = None
 
 CHECKPOINT_STAGING_PREFIX = "tmp-"
 """A checkpoint is written to `<output_dir>/tmp-checkpoint-N/checkpoint-N` and renamed to `<output_dir>/checkpoint-N`
@@ -62,7 +57,8 @@ class UniViGUTrainer(Trainer):
     Args:
         model: the [`UniViGUModel`] (or a `PeftModel` around it).
         args (`TrainingArguments`): as for `Trainer`. Dataset columns are never removed (the loss needs
-            `prompt_embeds`/`prompt_ids`, which are not forward arguments).
+            `prompt_embeds`/`prompt_ids`, which are not forward arguments): the trainer works on a copy of `args`
+            with `remove_unused_columns=False`, the setting transformers documents for custom collators.
         flow_scheduler ([`UniFlowScheduler`]): text noise and time maps (the pipeline's scheduler).
         uniflow_config ([`UniFlowTrainingConfig`], *optional*): the objective's settings.
         null_condition (`torch.Tensor`, *optional*): the empty-prompt embedding for condition dropout.
@@ -81,7 +77,11 @@ class UniViGUTrainer(Trainer):
     ):
         if not isinstance(flow_scheduler, UniFlowScheduler):
             raise TypeError(f"flow_scheduler must be a UniFlowScheduler, got {type(flow_scheduler).__name__}")
+        if args is not None and args.remove_unused_columns:
+            args = copy.copy(args)
+            args.remove_unused_columns = False
         super().__init__(model=model, args=args, **kwargs)
+        self.args.remove_unused_columns = False  # also when Trainer made the default arguments
         self.flow_scheduler = flow_scheduler
         self.uniflow_config = uniflow_config or UniFlowTrainingConfig(seed=self.args.seed)
         self.null_condition = None if null_condition is None else null_condition.detach()
@@ -136,22 +136,12 @@ class UniViGUTrainer(Trainer):
         if self.args.push_to_hub:
             self._push_from_checkpoint(final)
         if self.args.should_save:
-            if rotate_checkpoints is not None:
-                rotate_checkpoints(
-                    output_dir=run_dir,
-                    save_total_limit=self.args.save_total_limit,
-                    best_model_checkpoint=self.state.best_model_checkpoint,
-                    use_mtime=True,
-                )
-            else:  # pragma: no cover
-                self._rotate_checkpoints(use_mtime=True, output_dir=run_dir)
-
-    # Our collator needs every prepared column.
-    def _remove_unused_columns(self, dataset, description: str | None = None):
-        return dataset
-
-    def _get_collator_with_removed_columns(self, data_collator: Callable, description: str | None = None) -> Callable:
-        return data_collator
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
 
     def _reset_components(self):
         self._loss_sums = None  # video, text
