@@ -40,7 +40,10 @@ test-latest:
 test-lowest:
 	PYTHON=$(PYTHON) TORCH="$(TORCH)" scripts/lock.sh lowest
 
+# The suite also covers int8 quantization, so it installs the `quantization` extra's locked torchao (not part of the
+# plain install: diffusers imports torchao whenever it is there, and torchao prints warnings at that import on CPU).
 test: install
+	$(BIN)/python -m pip install --quiet -r requirements/quantization.txt
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 # The libraries' own common test mixins on our classes (transformers ModelTesterMixin + ConfigTester, diffusers

@@ -10,7 +10,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
 from univigu_hf import UniViGUModel, UniViGUPipeline
-from univigu_hf.utils.testing import build_tiny_text_encoder, build_tiny_tokenizer, build_tiny_vae
+from univigu_hf.testing import build_tiny_text_encoder, build_tiny_tokenizer, build_tiny_vae
 
 
 # diffusers' Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json

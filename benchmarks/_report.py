@@ -4,6 +4,18 @@ import json
 import os
 
 
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def repository_path(path: str) -> str:
+    """`path` as the results record it: relative to the repository when it lies inside (committed results must not
+    carry the measuring machine's folders), otherwise as given."""
+    absolute = os.path.abspath(path)
+    if os.path.commonpath([absolute, REPOSITORY]) != REPOSITORY:
+        return path
+    return os.path.relpath(absolute, REPOSITORY).replace(os.sep, "/")
+
+
 def emit(results: dict, output: str | None) -> None:
     """Prints `results` as JSON and writes them to `output` (folders created) when given."""
     text = json.dumps(results, indent=2)

@@ -20,7 +20,7 @@ import time
 
 import torch
 from _common import environment, parser
-from _report import emit
+from _report import emit, repository_path
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
@@ -92,7 +92,7 @@ def main() -> None:
         "benchmark": "caption_cache_accuracy",
         "quick": args.quick,
         **environment(args.device),
-        "model": args.model,
+        "model": repository_path(args.model),
         "video_attends_text": config.video_attends_text,
         "video_tokens": None,
         "text_tokens": config.max_text_length,

@@ -17,8 +17,7 @@ from _report import emit
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.training import data as training_data
-from univigu_hf.training import load_video_dataset, prepare_dataset
+from univigu_hf.training import load_video_dataset, prepare_dataset, video_reading
 
 
 def main() -> None:
@@ -30,14 +29,14 @@ def main() -> None:
         args.num_clips, args.repeats = 16, 1
 
     pipeline = UniViGUPipeline.from_pretrained(univigu_hf.DEFAULT_MODEL).to(args.device)
-    threaded = training_data._VIDEO_READERS
+    threaded = video_reading._VIDEO_READERS
     with tempfile.TemporaryDirectory() as work:
         folder = os.path.join(work, "clips")
         shapes.export_folder(folder, args.num_clips)  # the defaults: seed 0, train split, 9 frames of 32x32
         dataset, base_dir = load_video_dataset(folder, stage="refine")
 
         def prepare(readers: int):
-            training_data._VIDEO_READERS = readers
+            video_reading._VIDEO_READERS = readers
             try:
                 return prepare_dataset(
                     pipeline,
@@ -50,7 +49,7 @@ def main() -> None:
                     device=args.device,
                 )
             finally:
-                training_data._VIDEO_READERS = threaded
+                video_reading._VIDEO_READERS = threaded
 
         one, many = prepare(1), prepare(threaded)
         same = bool(np.array_equal(np.asarray(one["video_latents"]), np.asarray(many["video_latents"])))

@@ -9,7 +9,7 @@ import torch
 from _common import compare_seconds, environment, parser
 from _report import emit
 
-from univigu_hf.utils.testing import TINY_VIDEO, build_tiny_pipelines
+from univigu_hf.testing import TINY_VIDEO, build_tiny_pipelines
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from _common import parser
-from _report import emit
+from _report import emit, repository_path
 
 import univigu_hf
 
@@ -107,7 +107,7 @@ def main() -> None:
 
     results = {
         "what": "peak RSS of UniViGUPipeline.caption(path) with the default model, fresh process per clip",
-        "code": os.path.abspath(args.src) if args.src else os.path.dirname(univigu_hf.__file__),
+        "code": repository_path(args.src if args.src else os.path.dirname(univigu_hf.__file__)),
         "clips": {},
     }
     results["clips"]["shipped sample (9 frames, 32x32)"] = caption_memory(univigu_hf.SAMPLE_VIDEO, env)

@@ -22,6 +22,7 @@ from _common import environment, parser
 from _report import emit
 from transformers import TrainerCallback, TrainingArguments
 
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf.training import (
     UniFlowTrainingConfig,
     UniViGUDataCollator,
@@ -31,7 +32,6 @@ from univigu_hf.training import (
     step_generator,
     unified_flow_loss,
 )
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 GOAL = 1.10

@@ -48,16 +48,21 @@ DESIGNS = {
     "t4_patch1": dict(vae=None, transformer=dict(patch_size=(1, 1, 1))),
     # As t4_patch1 with larger shapes (10 and 15 px across on 32 px instead of 8 and 13): more latent pixels per shape.
     "t4_patch1_big": dict(vae=None, transformer=dict(patch_size=(1, 1, 1)), half_sizes={"small": 0.16, "large": 0.24}),
+    # Still images: the shipped design trained and sampled on each clip's first frame alone (one latent frame, no
+    # temporal compression, 16 tokens): tells a spatial limit from a temporal one. Motion is not scored.
+    "t4_patch2_still": dict(vae=None, transformer={}, num_frames=1),
 }
+# Frames per sample for designs that do not say.
+DEFAULT_NUM_FRAMES = train_demo.NUM_FRAMES
 
 
 def set_half_sizes(half_sizes: dict) -> float:
     """Renders and scores the world with other shape sizes (in place, for this process); the detectors' ground-truth
     accuracy at those sizes."""
-    from univigu_hf.shapes import scoring, world
+    from univigu_hf.shapes import detection, scoring, world
 
     world.HALF_SIZES.update(half_sizes)
-    scoring._SIZE_THRESHOLD = float(np.sqrt(half_sizes["small"] * half_sizes["large"]))
+    detection._SIZE_THRESHOLD = float(np.sqrt(half_sizes["small"] * half_sizes["large"]))
     clips = list(
         shapes.generate_clips(240, seed=7, split="all", num_frames=train_demo.NUM_FRAMES, size=train_demo.SIZE)
     )
@@ -77,7 +82,7 @@ def training_prompts() -> list[str]:
 
 
 @torch.no_grad()
-def score(pipe, prompts: list[str], seeds: int, batch_size: int = 24) -> dict:
+def score(pipe, prompts: list[str], seeds: int, batch_size: int = 24, num_frames: int = DEFAULT_NUM_FRAMES) -> dict:
     requests = [(prompt, seed) for prompt in prompts for seed in range(seeds)]
     readings = []
     for start in range(0, len(requests), batch_size):
@@ -86,12 +91,15 @@ def score(pipe, prompts: list[str], seeds: int, batch_size: int = 24) -> dict:
             [prompt for prompt, _ in chunk],
             height=train_demo.SIZE,
             width=train_demo.SIZE,
-            num_frames=train_demo.NUM_FRAMES,
+            num_frames=num_frames,
             num_inference_steps=20,
             guidance_scale=3.0,
             generator=[torch.Generator().manual_seed(10_000 + seed) for _, seed in chunk],
         )
-        readings.extend(detect_attributes(video) for video in out.frames)
+        # A still is read as two identical frames (the detectors need motion to fit; its direction is not scored).
+        readings.extend(
+            detect_attributes(np.repeat(video, 2, axis=0) if len(video) == 1 else video) for video in out.frames
+        )
     truth = [parse_caption(prompt) for prompt, _ in requests]
     result = {
         name: float(np.mean([r[name] == t[name] for r, t in zip(readings, truth)])) for name in PROMPT_ATTRIBUTES
@@ -106,7 +114,17 @@ def score(pipe, prompts: list[str], seeds: int, batch_size: int = 24) -> dict:
 class CurveCallback(TrainerCallback):
     """EMA of the trained weights and the two evaluations every `eval_every` steps."""
 
-    def __init__(self, init_dir: Path, report: dict, path: Path, eval_every: int, seeds: int, ema_decay: float):
+    def __init__(
+        self,
+        init_dir: Path,
+        report: dict,
+        path: Path,
+        eval_every: int,
+        seeds: int,
+        ema_decay: float,
+        num_frames: int = DEFAULT_NUM_FRAMES,
+    ):
+        self.num_frames = num_frames
         self.report, self.path, self.eval_every, self.seeds, self.ema_decay = (
             report,
             path,
@@ -136,11 +154,11 @@ class CurveCallback(TrainerCallback):
         transformer.eval()
         started = time.perf_counter()
         entry = {"step": step, "train_minutes": round(self.train_seconds / 60, 2)}
-        entry["raw"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds)}
-        entry["raw"]["training"] = score(self.pipe, training_prompts(), self.seeds)
+        entry["raw"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds, num_frames=self.num_frames)}
+        entry["raw"]["training"] = score(self.pipe, training_prompts(), self.seeds, num_frames=self.num_frames)
         self.ema.copy_to(transformer.parameters())
-        entry["ema"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds)}
-        entry["ema"]["training"] = score(self.pipe, training_prompts(), self.seeds)
+        entry["ema"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds, num_frames=self.num_frames)}
+        entry["ema"]["training"] = score(self.pipe, training_prompts(), self.seeds, num_frames=self.num_frames)
         entry["eval_seconds"] = round(time.perf_counter() - started, 1)
         self.report["curve"].append(entry)
         self.path.write_text(json.dumps(self.report, indent=2))
@@ -199,10 +217,13 @@ def main(argv=None) -> int:
     report["transformer"] = transformer
     init = train_demo.build_initial_wan(work_dir, vae, 0, transformer_config=transformer)
     path = work_dir / "curve.json"
-    callback = CurveCallback(init, report, path, args.eval_every, args.seeds, args.ema_decay)
+    num_frames = design.get("num_frames", DEFAULT_NUM_FRAMES)
+    callback = CurveCallback(init, report, path, args.eval_every, args.seeds, args.ema_decay, num_frames)
     argv = train_demo.stage_argv("base.yaml", init, data_dir, work_dir / "base", args.steps, ["--seed", "0"])
     argv += ["--save_strategy", "no", "--learning_rate", str(args.learning_rate)]
     argv += ["--prepared_data_dir", str(work_dir / "prepared")]  # latents of this design's VAE
+    if num_frames != DEFAULT_NUM_FRAMES:
+        argv += ["--num_frames", str(num_frames)]  # the first frames of the exported clips
     argv += args.train_args.split()
     start = time.perf_counter()
     report["base_metrics"] = run("base", argv, callbacks=[callback])

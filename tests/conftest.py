@@ -1,4 +1,4 @@
-"""Fixtures of the tests; the tiny component builders are `univigu_hf.utils.testing` (2 layers, 2 heads, CPU, fp32)."""
+"""Fixtures of the tests; the tiny component builders are `univigu_hf.testing` (2 layers, 2 heads, CPU, fp32)."""
 
 import os
 
@@ -8,7 +8,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_univigu, build_tiny_video_folder, build_tiny_wan  # noqa: E402
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_univigu, build_tiny_video_folder, build_tiny_wan  # noqa: E402
 
 
 @pytest.fixture

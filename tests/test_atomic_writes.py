@@ -12,9 +12,9 @@ import pytest
 from univigu_hf.cli import main
 from univigu_hf.pipelines import video_io
 from univigu_hf.shapes import demo, world
+from univigu_hf.testing import build_tiny_pipelines
 from univigu_hf.utils import saving
 from univigu_hf.utils.saving import atomic_file, write_text_atomic
-from univigu_hf.utils.testing import build_tiny_pipelines
 
 
 FRAMES = np.random.default_rng(0).random((5, 16, 16, 3)).astype(np.float32)
@@ -59,7 +59,7 @@ def test_a_full_disk_is_an_error_and_leaves_the_previous_video(tmp_path, monkeyp
     video_io.write_video(FRAMES, str(path), fps=8)
     before = path.read_bytes()
 
-    def full_disk(frames, target, fps):
+    def full_disk(frames, target, fps, **kwargs):
         with open(target, "wb") as handle:
             handle.write(before[: len(before) // 3])
         if failure == "raises ENOSPC":
@@ -134,7 +134,7 @@ def test_the_command_refuses_unwritable_targets_before_running(tmp_path, model_d
 
 
 def test_the_command_reports_a_failed_write_instead_of_success(tmp_path, model_dir, capsys, monkeypatch):
-    def full_disk(frames, target, fps):
+    def full_disk(frames, target, fps, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("diffusers.utils.export_to_video", full_disk)
@@ -169,8 +169,8 @@ def test_a_model_card_is_written_whole(tmp_path, model_dir, capsys, monkeypatch)
 
     capsys.readouterr()
     monkeypatch.setattr(saving, "open", Interrupted, raising=False)
-    with pytest.raises(KeyboardInterrupt):
-        main(["card", model_dir, "--output", str(target)])
+    assert main(["card", model_dir, "--output", str(target)]) == 130  # Ctrl-C: the shell's status, one line
+    assert capsys.readouterr().err.strip() == "univigu card: interrupted"
     monkeypatch.undo()
     assert target.read_text() == card and leftovers(tmp_path) == []
 

@@ -102,7 +102,7 @@ def test_convert_subcommand_reports_missing_arguments(capsys):
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    from univigu_hf.utils.testing import build_tiny_pipelines
+    from univigu_hf.testing import build_tiny_pipelines
 
     path = tmp_path_factory.mktemp("cli") / "tiny-univigu"
     build_tiny_pipelines()[0].save_pretrained(path)

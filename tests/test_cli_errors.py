@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from univigu_hf.cli import main
-from univigu_hf.utils.testing import build_tiny_pipelines
+from univigu_hf.testing import build_tiny_pipelines
 
 
 HUGE = "9" * 30
@@ -113,16 +113,38 @@ def test_a_caption_longer_than_the_model_was_trained_for_is_refused(tmp_path, mo
 
 
 def test_help_version_and_argument_errors_do_not_import_torch():
+    # The command is a module of the package, whose `__init__` is lazy: nothing heavy is imported before a command runs.
     code = (
-        "import sys, univigu_hf_cli\n"
+        "import sys\n"
+        "from univigu_hf.cli import main\n"
         "for argv in (['--version'], ['--help'], ['generate', '--help'], ['generate', '--prompt', 'a', '--steps', 'x']):\n"
         "    try:\n"
-        "        univigu_hf_cli.main(argv)\n"
+        "        main(argv)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers', 'univigu_hf') if m in sys.modules)\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
+        "heavy = ('torch', 'diffusers', 'transformers', 'univigu_hf.models', 'univigu_hf.pipelines')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert "HEAVY []" in result.stderr
     assert "univigu_hf " in result.stdout and "usage: univigu" in result.stdout
+
+
+def test_the_console_script_runs_the_package_module():
+    # `univigu` is `univigu_hf.cli:main`, the same module `python -m univigu_hf.cli` and `accelerate launch -m` run.
+    import importlib.metadata
+
+    (script,) = [
+        entry for entry in importlib.metadata.entry_points(group="console_scripts") if entry.name == "univigu"
+    ]
+    assert script.value == "univigu_hf.cli:main"
+    result = subprocess.run(
+        [sys.executable, "-m", "univigu_hf.cli", "generate", "--prompt", "a", "--output", "x.mp4", "--steps", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "univigu generate: error: argument --steps: must be an integer in [1, 1000], got 0 (see univigu generate --help)"
+    ]

@@ -3,7 +3,7 @@ from diffusers import WanTransformer3DModel
 from transformers import AutoConfig
 
 from univigu_hf import UniViGUConfig
-from univigu_hf.utils.testing import tiny_wan_config
+from univigu_hf.testing import tiny_wan_config
 
 
 def test_defaults_describe_wan21_t2v_1_3b():

@@ -11,7 +11,7 @@ from transformers import AutoModel
 
 from univigu_hf import UniViGUModel, convert_official_checkpoint
 from univigu_hf.convert import load_official_checkpoint, main, map_official_key, to_official_state_dict
-from univigu_hf.utils.testing import tiny_wan_config
+from univigu_hf.testing import tiny_wan_config
 
 
 VOCAB = 40

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf.training.script import run
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 ROOT = Path(__file__).resolve().parents[1]

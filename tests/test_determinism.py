@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from univigu_hf.utils.testing import build_tiny_pipelines
+from univigu_hf.testing import build_tiny_pipelines
 
 
 PROMPTS = ["a small red square moving left", "a large blue circle moving up", "a green triangle moving down"]

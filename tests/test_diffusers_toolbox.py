@@ -14,8 +14,8 @@ from diffusers import (
 from diffusers.hooks import HookRegistry
 
 from univigu_hf import shapes
-from univigu_hf.models.diffusers_toolbox import calibrate_mag_ratios
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_univigu, make_inputs
+from univigu_hf.pipelines.univigu.mag_cache_calibration import calibrate_mag_ratios
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_univigu, make_inputs
 
 
 STEPS = 8

@@ -30,7 +30,7 @@ from univigu_hf.hub import (
     push_to_hub,
     training_stages,
 )
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,7 +288,7 @@ import torch
 import transformers
 import univigu_hf
 from peft import PeftModel
-from univigu_hf.utils.testing import make_inputs
+from univigu_hf.testing import make_inputs
 from univigu_hf import UniViGUModel, UniViGUPipeline
 
 PIPELINE, ADAPTER, OUT = {pipeline!r}, {adapter!r}, {out!r}

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModel
 
 from univigu_hf import UniFlowScheduler, UniViGUModel, UniViGUPipeline
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_univigu, make_inputs
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_univigu, make_inputs
 
 
 def seeded(seed: int = 0) -> torch.Generator:

@@ -1,5 +1,5 @@
 """`UniViGUModel` and `UniViGUConfig` against the conventions of transformers' `ModelTesterMixin` and `ConfigTester`
-(written here, not vendored): the shared tiny tester (`univigu_hf.utils.testing.UniViGUModelTester`) and the
+(written here, not vendored): the shared tiny tester (`univigu_hf.testing.UniViGUModelTester`) and the
 common checks. The mixin checks that do not apply (attention maps, `.loss`) are listed in docs/architecture.md."""
 
 import inspect
@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from univigu_hf import UniViGUConfig, UniViGUModel, UniViGUModelOutput
-from univigu_hf.utils.testing import UniViGUModelTester
+from univigu_hf.testing import UniViGUModelTester
 
 
 @pytest.fixture

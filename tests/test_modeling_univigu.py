@@ -1,3 +1,4 @@
+import inspect
 import os
 
 import pytest
@@ -5,9 +6,10 @@ import torch
 from diffusers import WanTransformer3DModel
 from transformers import AutoConfig, AutoModel
 
-from univigu_hf import UniViGUConfig, UniViGUModel, UniViGUModelOutput
+from univigu_hf import UniViGUConfig, UniViGUModel, UniViGUModelOutput, UniViGUVideoContext
+from univigu_hf.models import UniViGUTransformerBlock, UniViGUVideoCache
 from univigu_hf.models.wan_growth import is_text_parameter
-from univigu_hf.utils.testing import TEXT_VOCAB_SIZE, build_tiny_univigu, build_tiny_wan, make_inputs, tiny_wan_config
+from univigu_hf.testing import TEXT_VOCAB_SIZE, build_tiny_univigu, build_tiny_wan, make_inputs, tiny_wan_config
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -270,6 +272,38 @@ def test_reserve_text_rows_rejects_a_bad_count(bad):
         context.reserve_text_rows(bad)
 
 
+def test_text_steps_with_a_context_under_gradient_checkpointing():
+    """The recomputed block reads the same cache layer: the gradients of a cached step are those without
+    checkpointing."""
+    inputs, grads = make_inputs(), []
+    for checkpointing in (False, True):
+        model = build_tiny_univigu(video_attends_text=False).train()
+        if checkpointing:
+            _enable_checkpointing(model, use_reentrant=False)
+        with torch.no_grad():
+            context = _video_context(model, inputs)
+        _text_step(model, make_inputs(seed=1), context).text_logits.logsumexp(-1).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert set(grads[0]) == set(grads[1]) and "blocks.0.attn1.to_q.weight" in grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_video_cache_is_filled_by_the_forward():
+    """`return_video_context=True` hands every block a layer of one new cache, which its attention fills."""
+    model = build_tiny_univigu(video_attends_text=False)
+    with torch.no_grad():
+        cache = _video_context(model, make_inputs())
+    assert isinstance(cache, UniViGUVideoCache) and UniViGUVideoContext is UniViGUVideoCache
+    assert cache.is_filled and len(cache.layers) == 2 and cache.exact
+    assert cache.encoder_hidden_states is cache.prompt_hidden_states
+    assert all(
+        layer.keys.shape == (2, 18, 2, 12) and layer.buffers[0].shape == (2, 23, 2, 12) for layer in cache.layers
+    )
+    assert not UniViGUVideoCache(2, exact=True).is_filled
+    assert len(inspect.signature(UniViGUTransformerBlock.forward).parameters) <= 7  # self + at most 6
+
+
 def test_text_steps_with_a_context_keep_autograd_working():
     """With autograd on, cached steps concatenate instead of writing into the shared buffers (no in-place reuse)."""
     model = build_tiny_univigu(video_attends_text=False)
@@ -292,6 +326,12 @@ BAD_VIDEO_CONTEXT_CALLS = [
         dict(drop_video=True, video_context="context", encoder_hidden_states=torch.zeros(2, 1, 32)),
         ValueError,
         "encoder_hidden_states must be None with video_context",
+    ),
+    (
+        "empty cache",
+        dict(drop_video=True, video_context=UniViGUVideoCache(2, exact=True)),
+        ValueError,
+        "video_context holds no video keys/values",
     ),
     (
         "context batch",
@@ -390,7 +430,20 @@ def test_from_config_initialisation_is_finite_and_official():
 # ---------------------------------------------------------------------------------------------------------------------
 # 7. Gradient checkpointing, dtypes, attention backends, device_map
 # ---------------------------------------------------------------------------------------------------------------------
-def test_gradient_checkpointing_gives_same_gradients():
+def _enable_checkpointing(model, use_reentrant: bool) -> None:
+    kwargs = {"use_reentrant": use_reentrant}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        assert model.is_activation_checkpointing
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        assert model.is_gradient_checkpointing
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_gradient_checkpointing_gives_same_gradients(use_reentrant):
+    # The block takes every tensor that carries gradients as a positional argument, so the reentrant variant (which
+    # only sees those) gives the same gradients too.
     inputs = make_inputs()
     grads, block_calls = [], []
     for checkpointing in (False, True):
@@ -398,12 +451,7 @@ def test_gradient_checkpointing_gives_same_gradients():
         calls = []
         model.blocks[0].ffn.register_forward_pre_hook(lambda module, args, calls=calls: calls.append(1))
         if checkpointing:
-            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23
-                model.activation_checkpointing_enable()
-                assert model.is_activation_checkpointing
-            else:
-                model.gradient_checkpointing_enable()
-                assert model.is_gradient_checkpointing
+            _enable_checkpointing(model, use_reentrant)
         out = model(**inputs)
         loss = out.video_velocity.square().mean() + out.text_logits.logsumexp(-1).mean()
         loss.backward()

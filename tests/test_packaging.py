@@ -1,6 +1,8 @@
 """The built wheel works on its own: installed in a fresh venv it loads the embedded model, captions the shipped
 sample and takes a LoRA adapter through transformers' `add_adapter`; and the lock covers what the package needs."""
 
+import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+ (tomllib)")
@@ -65,6 +68,70 @@ def test_lock_pins_every_dependency_exactly():
         )
     for tool in ("pip", "setuptools"):
         assert tool in pins, f"{tool} must be locked too (make install builds the package with the locked setuptools)"
+
+
+def _torch_floor() -> Version:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (torch,) = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == "torch"]
+    (floor,) = [Version(spec.version) for spec in torch.specifier if spec.operator == ">="]
+    return floor
+
+
+def test_the_torch_floor_is_what_the_locked_libraries_require():
+    # Each direct dependency's own torch requirement (unconditional, or in the `torch` extra through which
+    # transformers and diffusers declare it), read from the installed (locked) distributions.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    floors = {}
+    for requirement in map(Requirement, project["dependencies"]):
+        if requirement.name == "torch":
+            continue
+        for line in importlib.metadata.requires(requirement.name) or []:
+            needs = Requirement(line)
+            if needs.name != "torch" or (needs.marker is not None and not needs.marker.evaluate({"extra": "torch"})):
+                continue
+            for spec in needs.specifier:
+                if spec.operator in (">=", ">", "=="):
+                    floors[requirement.name] = max(floors.get(requirement.name, Version("0")), Version(spec.version))
+    assert floors, "no dependency states a torch version"
+    assert max(floors.values()) <= _torch_floor(), f"pyproject.toml's torch floor is below {floors}"
+    assert _torch_floor() in floors.values(), f"torch>={_torch_floor()} is not what any dependency needs: {floors}"
+
+
+QUIET_IMPORT = """
+import sys
+{prelude}
+import univigu_hf
+from univigu_hf import UniViGUPipeline
+from univigu_hf.testing import build_tiny_pipelines
+
+pipe = build_tiny_pipelines()[0]
+assert isinstance(pipe, UniViGUPipeline)
+"""
+
+
+def test_import_univigu_hf_prints_nothing():
+    result = subprocess.run(
+        [sys.executable, "-c", "import univigu_hf"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert (result.stdout, result.stderr) == ("", "")
+
+
+@pytest.mark.slow
+def test_a_plain_install_prints_nothing_while_loading_the_libraries():
+    # Without the `quantization` extra (torchao is not installed; hidden here, should this environment have it),
+    # importing the pipeline and building one prints nothing: diffusers imports torchao whenever it is installed,
+    # and torchao prints warnings at that import where its compiled kernels do not load.
+    prelude = "sys.modules['torchao'] = None  # as if not installed" if importlib.util.find_spec("torchao") else ""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(
+        [sys.executable, "-c", QUIET_IMPORT.format(prelude=prelude)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout, result.stderr) == ("", "")
 
 
 @pytest.mark.slow

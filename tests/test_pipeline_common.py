@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from univigu_hf import UniViGUPipeline, UniViGUPipelineOutput
-from univigu_hf.utils.testing import build_tiny_pipelines
+from univigu_hf.testing import build_tiny_pipelines
 
 
 class UniViGUPipelineTesterConfig:

@@ -12,7 +12,7 @@ from diffusers.utils import export_to_video
 from transformers import AutoModel
 
 from univigu_hf import UniViGUModel, UniViGUPipeline, UniViGUPipelineOutput
-from univigu_hf.utils.testing import TINY_VIDEO, build_tiny_pipelines
+from univigu_hf.testing import TINY_VIDEO, build_tiny_pipelines
 
 
 PROMPTS = ["a red circle moving left", "a large blue square moving up"]
@@ -159,15 +159,47 @@ def out_video(pipe):
     return pipe.generate_video(PROMPTS[0], generator=seeded()).frames
 
 
+def test_joint_callback_replaces_the_caption_and_interrupt_skips_the_remaining_steps(tiny_pipe):
+    eos = tiny_pipe.tokenizer.eos_token_id
+    steps = []
+
+    def end_caption_at_step_1(pipe, step, timestep, tensors):
+        steps.append(step)
+        pipe._interrupt = step == 1
+        return {"text_ids": torch.full_like(tensors["text_ids"], eos)} if step == 1 else None
+
+    out = tiny_pipe.generate_joint(
+        PROMPTS[0],
+        generator=seeded(),
+        output_type="latent",
+        callback_on_step_end=end_caption_at_step_1,
+        callback_on_step_end_tensor_inputs=["text_ids"],
+    )
+    assert steps == [0, 1] and out.text == [""]
+    assert tiny_pipe.generate_joint(PROMPTS[0], generator=seeded()).text != [""]  # a new call starts again
+
+
+def test_check_inputs_returns_the_values_the_call_uses(tiny_pipe):
+    inputs = tiny_pipe.check_inputs("a red circle", height=32, guidance_scale=2)
+    assert (inputs.height, inputs.width, inputs.num_frames, inputs.num_inference_steps) == (32, 16, 5, 4)
+    assert inputs.guidance_scale == 2.0 and inputs.max_text_length == tiny_pipe.transformer.config.max_text_length
+    assert inputs.prompts == ["a red circle"] and inputs.callback_on_step_end_tensor_inputs == ["latents"]
+
+
 def test_vae_tiling_and_slicing_passthrough(tiny_pipe):
-    tiny_pipe.enable_vae_tiling()
+    # Deprecated as in diffusers (whose pipelines dropped them): they warn and point to `pipe.vae`, and still work.
+    with pytest.warns(FutureWarning, match="pipe.vae.enable_tiling"):
+        tiny_pipe.enable_vae_tiling()
     assert tiny_pipe.vae.use_tiling
-    tiny_pipe.disable_vae_tiling()
+    with pytest.warns(FutureWarning, match="pipe.vae.disable_tiling"):
+        tiny_pipe.disable_vae_tiling()
     assert not tiny_pipe.vae.use_tiling
-    tiny_pipe.enable_vae_slicing()
+    with pytest.warns(FutureWarning, match="pipe.vae.enable_slicing"):
+        tiny_pipe.enable_vae_slicing()
     assert tiny_pipe.vae.use_slicing
     sliced = tiny_pipe.generate_video(PROMPTS, generator=seeded()).frames
-    tiny_pipe.disable_vae_slicing()
+    with pytest.warns(FutureWarning, match="pipe.vae.disable_slicing"):
+        tiny_pipe.disable_vae_slicing()
     np.testing.assert_allclose(sliced, tiny_pipe.generate_video(PROMPTS, generator=seeded()).frames, atol=1e-5)
 
 
@@ -456,7 +488,7 @@ BAD_CALLS = [
         "v2t",
         dict(video=np.zeros((5, 16, 16, 3), np.int32)),
         TypeError,
-        "uint8 in \\[0, 255\\] or float",
+        "uint8 in \\[0, 255\\], uint16 in \\[0, 65535\\] or float in \\[0, 1\\], got int32",
     ),
     ("video type", "v2t", dict(video=3.0), TypeError, "video must be a path"),
     ("video missing file", "v2t", dict(video="/nonexistent/clip.mp4"), FileNotFoundError, "video file not found"),

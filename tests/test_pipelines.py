@@ -18,7 +18,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import KeyDataset
 
 from univigu_hf import TextToVideoPipeline, TextToVideoTextPipeline, UniViGUPipeline, VideoToTextPipeline
-from univigu_hf.utils.testing import TINY_VIDEO, build_tiny_pipelines
+from univigu_hf.testing import TINY_VIDEO, build_tiny_pipelines
 
 
 TASKS = {

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from univigu_hf import UniFlowScheduler
-from univigu_hf.utils.testing import WORDS, build_tiny_pipelines
+from univigu_hf.testing import WORDS, build_tiny_pipelines
 
 
 # Small, reproducible runs: the suite stays fast and a failure replays identically.

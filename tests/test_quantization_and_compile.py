@@ -1,13 +1,13 @@
 """Quantization (torchao int8 weight-only through transformers' and diffusers' configs) and torch.compile (regional,
 inductor) of UniViGUModel, as a diffusers/transformers user calls them."""
 
+import pytest
 import torch
 from diffusers import PipelineQuantizationConfig
-from torchao.quantization import Int8WeightOnlyConfig
 from transformers import TorchAoConfig
 
 from univigu_hf import UniViGUModel, UniViGUPipeline
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_univigu, make_inputs
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_univigu, make_inputs
 
 
 def weight_bytes(model) -> int:
@@ -23,6 +23,7 @@ def weight_bytes(model) -> int:
 
 
 def test_int8_weight_only_from_pretrained(tmp_path):
+    Int8WeightOnlyConfig = pytest.importorskip("torchao.quantization").Int8WeightOnlyConfig
     model = build_tiny_univigu()
     model.save_pretrained(tmp_path)
     inputs = make_inputs()
@@ -39,6 +40,7 @@ def test_int8_weight_only_from_pretrained(tmp_path):
 
 
 def test_pipeline_quantization_config_quantizes_the_transformer(tmp_path):
+    Int8WeightOnlyConfig = pytest.importorskip("torchao.quantization").Int8WeightOnlyConfig
     pipe = build_tiny_pipelines()[0]
     pipe.save_pretrained(tmp_path)
     config = PipelineQuantizationConfig(quant_mapping={"transformer": TorchAoConfig(Int8WeightOnlyConfig())})

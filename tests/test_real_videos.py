@@ -12,7 +12,7 @@ from diffusers.utils import export_to_video
 from univigu_hf import UniViGUPipeline
 from univigu_hf.cli import main
 from univigu_hf.pipelines import video_io
-from univigu_hf.utils.testing import build_tiny_pipelines
+from univigu_hf.testing import build_tiny_pipelines
 
 
 def seeded(seed: int) -> torch.Generator:

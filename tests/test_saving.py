@@ -14,8 +14,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 import univigu_hf.utils.saving as saving
 from univigu_hf import UniViGUModel, UniViGUPipeline
+from univigu_hf.testing import build_tiny_pipelines
 from univigu_hf.training import UniViGUDataCollator, UniViGUTrainer
-from univigu_hf.utils.testing import build_tiny_pipelines
 
 
 def snapshot(folder) -> dict[str, str]:

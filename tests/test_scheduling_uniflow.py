@@ -127,6 +127,50 @@ def test_add_noise_broadcast_and_velocity_target():
     torch.testing.assert_close(sched.add_noise(x0, noise, 0.3), x0 + 0.3 * sched.get_velocity_target(x0, noise))
 
 
+@pytest.mark.parametrize(
+    "sigmas, got",
+    [
+        (707.0, "got 707.0"),
+        (-0.5, "got -0.5"),
+        (float("nan"), "got nan"),
+        (torch.tensor(1.5), "got 1.5"),
+        (torch.tensor([0.5, 999.0]), "got 1 of 2 values outside it, e.g. 999"),
+        (torch.tensor([0.5, float("nan")]), "got 1 of 2 values outside it, e.g. nan"),
+        (torch.tensor([3, 0]), "got 1 of 2 values outside it, e.g. 3"),
+    ],
+)
+def test_add_noise_refuses_sigmas_outside_the_unit_interval(sigmas, got):
+    with pytest.raises(ValueError) as error:
+        UniFlowScheduler().add_noise(torch.zeros(2, 3), torch.zeros(2, 3), sigmas)
+    message = str(error.value)
+    assert message.startswith("sigmas must be noise levels in [0, 1], " + got), message
+    assert "scale_noise" in message and "timestep_to_sigma" in message
+
+
+def test_add_noise_with_the_schedulers_own_timesteps_points_to_scale_noise():
+    # What diffusers' DDPM-style training scripts do: `add_noise(latents, noise, timesteps)`. It used to return
+    # x0 + 707 * (noise - x0) without a word.
+    sched = UniFlowScheduler()
+    sched.set_timesteps(4)
+    x0, noise = torch.randn(2, 3, generator=_gen(0)), torch.randn(2, 3, generator=_gen(1))
+    timesteps = sched.timesteps[[1, 2]]
+    with pytest.raises(ValueError, match=r"sigmas must be noise levels in \[0, 1\].*scale_noise"):
+        sched.add_noise(x0, noise, timesteps)
+    # The two ways out give the same noisy samples.
+    via_sigmas = sched.add_noise(x0, noise, sched.timestep_to_sigma(timesteps))
+    torch.testing.assert_close(via_sigmas, sched.scale_noise(x0, timesteps, noise), atol=1e-6, rtol=0)
+    # The end points are valid sigmas, also as integer tensors.
+    torch.testing.assert_close(sched.add_noise(x0, noise, torch.tensor([0, 1])), torch.stack([x0[0], noise[1]]))
+
+
+def test_add_noise_check_compiles_without_a_graph_break():
+    sched = UniFlowScheduler()
+    x0, noise = torch.randn(2, 3, generator=_gen(0)), torch.randn(2, 3, generator=_gen(1))
+    sigmas = torch.tensor([0.25, 0.75])
+    compiled = torch.compile(sched.add_noise, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x0, noise, sigmas), sched.add_noise(x0, noise, sigmas))
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # 2. Video: the official (DiffSynth) "linear" schedule
 # ----------------------------------------------------------------------------------------------------------------------

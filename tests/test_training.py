@@ -5,6 +5,7 @@ from datasets import Dataset
 from transformers import TrainingArguments
 
 from univigu_hf.models.wan_growth import is_text_parameter
+from univigu_hf.testing import build_tiny_pipelines
 from univigu_hf.training import (
     GENERATION,
     JOINT,
@@ -17,7 +18,6 @@ from univigu_hf.training import (
     step_generator,
     unified_flow_loss,
 )
-from univigu_hf.utils.testing import build_tiny_pipelines
 
 
 PROMPTS = ["a small red square moving left", "a large blue circle moving up", "a green triangle moving down"]

@@ -6,7 +6,7 @@ from transformers import TrainingArguments
 
 from univigu_hf import shapes
 from univigu_hf.shapes.autoencoder import AutoencoderTrainer, VideoFramesCollator, edge_l1, latent_statistics
-from univigu_hf.utils.testing import build_tiny_vae
+from univigu_hf.testing import build_tiny_vae
 
 
 def tiny_clips(num_clips=2):

@@ -11,16 +11,11 @@ import pytest
 import torch
 
 from univigu_hf import UniViGUPipeline
-from univigu_hf.training import data as training_data
-from univigu_hf.training.data import (
-    PREPARED_COLUMNS,
-    STAGES,
-    count_truncated,
-    load_video_dataset,
-    pipeline_fingerprint,
-    prepare_dataset,
-)
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_video_folder
+from univigu_hf.training import video_reading
+from univigu_hf.training.data import PREPARED_COLUMNS, count_truncated, prepare_dataset
+from univigu_hf.training.dataset_loading import STAGES, load_video_dataset
+from univigu_hf.training.prepared_cache import pipeline_fingerprint
 
 
 TINY = {"height": 16, "width": 16, "num_frames": 5}
@@ -289,7 +284,7 @@ def test_threaded_video_readers_keep_the_rows_in_order(tmp_path, pipe, monkeypat
     dataset, base_dir = load_video_dataset(folder)
     prepared = {}
     for readers in (1, 4):
-        monkeypatch.setattr(training_data, "_VIDEO_READERS", readers)
+        monkeypatch.setattr(video_reading, "_VIDEO_READERS", readers)
         result = prepare_dataset(
             pipe, dataset, base_dir=base_dir, batch_size=5, cache_dir=tmp_path / f"readers_{readers}", **TINY
         )

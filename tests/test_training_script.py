@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from univigu_hf import UniViGUModel, UniViGUPipeline
+from univigu_hf.testing import build_tiny_pipelines, build_tiny_video_folder
 from univigu_hf.training.script import run
-from univigu_hf.utils.testing import build_tiny_pipelines, build_tiny_video_folder
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,8 +29,8 @@ from transformers import PreTrainedTokenizerFast, TrainingArguments, UMT5Config,
 
 from univigu_hf import UniViGUPipeline, shapes
 from univigu_hf.shapes.autoencoder import AutoencoderTrainer, latent_statistics
+from univigu_hf.testing import tiny_wan_config
 from univigu_hf.training.script import run
-from univigu_hf.utils.testing import tiny_wan_config
 
 
 HERE = Path(__file__).resolve().parent

@@ -10,7 +10,7 @@ package and runs it there.
 import diffusers.pipelines
 
 from univigu_hf import UniViGUPipeline
-from univigu_hf.utils.testing import build_tiny_pipelines
+from univigu_hf.testing import build_tiny_pipelines
 
 from .pipelines.testing_utils import (
     BasePipelineTesterConfig,

@@ -8,7 +8,7 @@ Not a test of this repository's suite: `scripts/library_mixins/run.py` copies it
 import unittest
 
 from univigu_hf import UniViGUConfig, UniViGUModel
-from univigu_hf.utils.testing import UniViGUModelTester
+from univigu_hf.testing import UniViGUModelTester
 
 from .test_configuration_common import ConfigTester
 from .test_modeling_common import ModelTesterMixin

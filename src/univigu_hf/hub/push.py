@@ -17,21 +17,16 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import filter_repo_objects
 from transformers.utils import logging
 
-from .model_card import (
-    CARD_NAME,
+from .checkpoint import (
     SOURCE_TYPES_MESSAGE,
     Checkpoint,
-    create_model_card,
     describe_folder,
     describe_object,
-    find_training_summary,
     is_univigu_model,
-    load_json_argument,
-    looks_like_repo_id,
     peft_config_of,
-    resolve_base_models,
-    training_stages,
 )
+from .model_card import CARD_NAME, create_model_card, looks_like_repo_id, resolve_base_models
+from .training_record import find_training_summary, load_json_argument, training_stages
 
 
 logger = logging.get_logger(__name__)

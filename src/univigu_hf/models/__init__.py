@@ -3,7 +3,7 @@
 from .configuration_univigu import UniViGUConfig
 from .modeling_univigu import UniViGUModel, UniViGUModelOutput, UniViGUPreTrainedModel
 from .transformer_block import UniViGUTransformerBlock
-from .video_context import UniViGUVideoContext
+from .video_cache import UniViGUVideoCache, UniViGUVideoCacheLayer, UniViGUVideoContext
 
 
 __all__ = [
@@ -12,5 +12,7 @@ __all__ = [
     "UniViGUModelOutput",
     "UniViGUPreTrainedModel",
     "UniViGUTransformerBlock",
+    "UniViGUVideoCache",
+    "UniViGUVideoCacheLayer",
     "UniViGUVideoContext",
 ]

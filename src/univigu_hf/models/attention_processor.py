@@ -1,8 +1,13 @@
-"""Joint `[video; text]` self-attention for Wan's attention module, and the rotary embeddings of the two streams."""
+"""Joint `[video; text]` self-attention for Wan's attention module, its inputs, and the rotary embeddings of the two
+streams."""
+
+from dataclasses import dataclass
 
 import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_wan import _get_qkv_projections
+
+from .video_cache import UniViGUVideoCacheLayer
 
 
 def _apply_wan_rotary_emb(hidden_states: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor):
@@ -40,6 +45,30 @@ def text_rotary_embedding(
     return emb.cos(), emb.sin()
 
 
+@dataclass
+class JointAttentionInputs:
+    """
+    What the joint `[video; text]` self-attention of a block takes besides its tokens. The model builds one per block
+    and forward (the same tables, mask and setting; the block's own layer of the video cache) and the block hands it
+    to its [`UniViGUAttnProcessor`].
+
+    Args:
+        rotary_emb (`tuple[torch.Tensor, torch.Tensor]`, *optional*): Wan's 3-D rotary tables of the video tokens.
+        text_rotary_emb (`tuple[torch.Tensor, torch.Tensor]`, *optional*): the 1-D tables of the text tokens
+            ([`text_rotary_embedding`]).
+        attention_mask (`torch.Tensor` of shape `(batch, 1, 1, video_tokens + text_tokens)`, *optional*): key-padding
+            mask (bool, `True` = attend); `None` attends to every key.
+        video_attends_text (`bool`, defaults to `True`): whether video queries attend to text keys.
+        video_cache ([`UniViGUVideoCacheLayer`], *optional*): the block's layer of the video cache.
+    """
+
+    rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None
+    text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None
+    attention_mask: torch.Tensor | None = None
+    video_attends_text: bool = True
+    video_cache: UniViGUVideoCacheLayer | None = None
+
+
 class UniViGUAttnProcessor:
     """
     Joint self-attention over `[video; text]` tokens for `WanAttention` (the block's `attn1`).
@@ -48,10 +77,9 @@ class UniViGUAttnProcessor:
     caption tokens. With `video_attends_text=False` video queries attend to video keys only, so the video path is
     exactly Wan's. Attention runs through diffusers' `dispatch_attention_fn`, so `set_attention_backend` applies.
 
-    For captioning with a video context cache, `return_video_key_value=True` also returns the video keys (normed,
-    rotated) and values, and `video_key_value` runs text tokens alone against such cached video keys/values.
-    `key_value_buffers` (no autograd) does the same with `(batch, video + text tokens, heads, head_dim)` buffers whose
-    video rows hold the cache: the text keys/values are written into their last rows instead of concatenated.
+    With a `video_cache` layer the keys and values go through its `update` (transformers' `Cache` pattern): a step
+    with video tokens stores their keys (normed, rotated) and values; a text-only step (`num_video_tokens=0`) gets the
+    cached video rows before its own, so its text queries attend to `[video; text]` as in the full forward.
     """
 
     _attention_backend = None
@@ -67,10 +95,8 @@ class UniViGUAttnProcessor:
         text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         num_video_tokens: int | None = None,
         video_attends_text: bool = True,
-        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
-        return_video_key_value: bool = False,
-        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        video_cache: UniViGUVideoCacheLayer | None = None,
+    ) -> torch.Tensor:
         if encoder_hidden_states is not None:
             raise ValueError("UniViGUAttnProcessor is a self-attention processor; encoder_hidden_states must be None")
         num_tokens = hidden_states.shape[1]
@@ -97,24 +123,15 @@ class UniViGUAttnProcessor:
             query = torch.cat([query_video, query_text], dim=1)
             key = torch.cat([key_video, key_text], dim=1)
 
+        if video_cache is not None:
+            key, value = video_cache.update(key, value, num_video)
+
         def attend(q, k, v, mask):
             return dispatch_attention_fn(
                 q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
             )
 
-        video_key_value_out = (key[:, :num_video], value[:, :num_video]) if return_video_key_value else None
-        if key_value_buffers is not None:
-            # As below, without concatenating: the buffers hold the cached video rows, the text rows are written in.
-            key_buffer, value_buffer = key_value_buffers
-            key_buffer[:, -num_tokens:] = key
-            value_buffer[:, -num_tokens:] = value
-            hidden_states = attend(query, key_buffer, value_buffer, attention_mask)
-        elif video_key_value is not None:
-            # Text tokens only, against cached video keys/values: the text rows of the two-call path below.
-            key = torch.cat([video_key_value[0], key], dim=1)
-            value = torch.cat([video_key_value[1], value], dim=1)
-            hidden_states = attend(query, key, value, attention_mask)
-        elif video_attends_text or num_video in (0, num_tokens):
+        if video_attends_text or num_video in (0, num_tokens):
             hidden_states = attend(query, key, value, attention_mask)
         else:
             # Video queries see video keys only (exactly Wan); text queries see everything that is not padding.
@@ -124,7 +141,7 @@ class UniViGUAttnProcessor:
 
         hidden_states = hidden_states.flatten(2, 3).type_as(query)
         hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if return_video_key_value:
-            return hidden_states, video_key_value_out
-        return hidden_states
+        return attn.to_out[1](hidden_states)
+
+
+__all__ = ["JointAttentionInputs", "UniViGUAttnProcessor", "text_rotary_embedding"]

@@ -4,7 +4,7 @@ import torch
 
 from ..utils.checks import check_finite_input, check_timestep, describe_value
 from .configuration_univigu import UniViGUConfig
-from .video_context import UniViGUVideoContext
+from .video_cache import UniViGUVideoCache
 
 
 def check_forward_inputs(
@@ -125,7 +125,7 @@ def _check_video_context(
         raise ValueError("return_video_context=True needs video_latents (the context holds their keys/values)")
     if video_context is None:
         return
-    if not isinstance(video_context, UniViGUVideoContext):
+    if not isinstance(video_context, UniViGUVideoCache):
         raise TypeError(
             "video_context must be a UniViGUVideoContext (from return_video_context=True), got "
             f"{describe_value(video_context)}"
@@ -136,6 +136,10 @@ def _check_video_context(
                 f"{name} must be None with video_context: the context stands in for the video and holds the "
                 "prompt condition it was computed with"
             )
+    if not video_context.is_filled:
+        raise ValueError(
+            "video_context holds no video keys/values: pass the cache a forward filled (return_video_context=True)"
+        )
     if video_context.num_layers != config.num_layers or video_context.batch_size != batch_size:
         raise ValueError(
             f"video_context holds {video_context.num_layers} layers for batch size {video_context.batch_size}; "

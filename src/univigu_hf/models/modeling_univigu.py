@@ -1,40 +1,27 @@
 """UniViGU: a Wan2.1 video diffusion transformer that also denoises caption tokens (transformers `PreTrainedModel`)."""
 
-import functools
 import math
 import os
-import pickle
-import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from diffusers import WanTransformer3DModel
 from diffusers.models.normalization import FP32LayerNorm
-from diffusers.models.transformers.transformer_wan import (
-    WanRotaryPosEmbed,
-    WanTimeTextImageEmbedding,
-    WanTransformerBlock,
-)
-from safetensors import SafetensorError
-from transformers import PreTrainedModel
-from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, WanTimeTextImageEmbedding
+from transformers.utils import ModelOutput
 
 from ..utils.checks import describe_value
-from ..utils.loading import check_state_dict_keys, config_summary, loading_problems, unreadable_weights_error
-from ..utils.saving import atomic_save_pretrained
-from ..utils.torch_utils import diffusers_dtype_kwargs, realign_cpu_tensors
-from .attention_processor import text_rotary_embedding
+from ..utils.loading import check_state_dict_keys
+from ..utils.torch_utils import diffusers_dtype_kwargs
+from .attention_processor import JointAttentionInputs, text_rotary_embedding
 from .configuration_univigu import UniViGUConfig
 from .diffusers_toolbox import DiffusersToolboxMixin
 from .input_checks import check_forward_inputs
+from .pretrained import UniViGUPreTrainedModel
 from .transformer_block import UniViGUTextTimeEmbedding, UniViGUTransformerBlock
-from .video_context import UniViGUVideoContext
+from .video_cache import UniViGUVideoCache
 from .wan_growth import detect_wan_subfolder, initial_text_parameters, is_text_parameter
-
-
-logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -47,8 +34,9 @@ class UniViGUModelOutput(ModelOutput):
             Predicted flow-matching velocity (`noise - x0`) of the video latents; `None` when no video was given.
         text_logits (`torch.Tensor` of shape `(batch_size, text_length, text_vocab_size)`, *optional*):
             Logits of the clean caption token at each text position; `None` when no text was given.
-        video_context ([`UniViGUVideoContext`], *optional*):
-            The video keys/values of every block, with `return_video_context=True`.
+        video_context ([`UniViGUVideoCache`], *optional*):
+            The video cache this forward filled (the video keys/values of every block), with
+            `return_video_context=True`.
         hidden_states (`tuple(torch.Tensor)`, *optional*):
             With `output_hidden_states=True`: the token stream after the embeddings and after each block
             (`num_layers + 1` tensors of shape `(batch_size, video_tokens + text_tokens, hidden_size)`, the video tokens
@@ -57,166 +45,8 @@ class UniViGUModelOutput(ModelOutput):
 
     video_velocity: torch.Tensor | None = None
     text_logits: torch.Tensor | None = None
-    video_context: UniViGUVideoContext | None = None
+    video_context: UniViGUVideoCache | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
-
-
-class UniViGUPreTrainedModel(PreTrainedModel):
-    config_class = UniViGUConfig
-    config: UniViGUConfig
-    base_model_prefix = ""
-    main_input_name = "video_latents"
-    input_modalities = ("video", "text")
-    supports_gradient_checkpointing = True
-    _no_split_modules = ["UniViGUTransformerBlock"]
-    # Wan's fp32 modules (diffusers' `_keep_in_fp32_modules`) that hold weights, plus the text head's norm; `_strict`
-    # keeps them fp32 in bf16 as well as fp16. (Wan's parameterless `norm1`/`norm3` compute in fp32 by class.)
-    _keep_in_fp32_modules = []
-    _keep_in_fp32_modules_strict = [
-        "time_embedder",
-        "scale_shift_table",
-        "norm2",
-        "text_scale_shift_table",
-        "text_norm_out",
-    ]
-
-    @classmethod
-    def keeps_fp32(cls, name: str) -> bool:
-        """Whether the parameter `name` stays float32 in a half-precision model (transformers' own name matching)."""
-        return _module_pattern(tuple(cls._keep_in_fp32_modules_strict)).search(name) is not None
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """
-        `PreTrainedModel.from_pretrained`, plus [`realign_cpu_tensors`] so outputs match the saved model's exactly,
-        and strict checks: a truncated or corrupted weights file, weights that do not match `config.json` (missing,
-        unexpected or differently shaped tensors) and a pickled `.bin` that is not weights-only raise a clear error
-        instead of returning a partly random model. `ignore_mismatched_sizes=True` re-initialises differently shaped
-        tensors as in transformers. With `output_loading_info=True` the call returns `(model, loading_info)` as in
-        transformers, and missing or unexpected tensors are reported there (and logged) rather than raised: the caller
-        asked to inspect them. So does `from_pretrained(None, config=config, state_dict=state_dict)`, where the caller
-        supplies the weights (the missing ones are initialised by `_init_weights`). Differently shaped tensors still
-        raise unless `ignore_mismatched_sizes=True`.
-        """
-        output_loading_info = kwargs.pop("output_loading_info", False)
-        ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
-        source = os.fspath(pretrained_model_name_or_path) if pretrained_model_name_or_path is not None else None
-        if kwargs.get("subfolder") and source is not None:
-            source = os.path.join(source, kwargs["subfolder"])
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path,
-                *args,
-                output_loading_info=True,
-                ignore_mismatched_sizes=True,
-                **kwargs,
-            )
-        except (SafetensorError, pickle.UnpicklingError) as error:
-            raise unreadable_weights_error(source, error) from error
-        problems = loading_problems(info, ignore_mismatched_sizes)
-        caller_checks = output_loading_info or (source is None and kwargs.get("state_dict") is not None)
-        if caller_checks and not loading_problems({"mismatched_keys": info.get("mismatched_keys")}, False):
-            # The caller asked for the report to inspect it, or passed the weights in memory, as in transformers:
-            # missing and unexpected tensors are reported (missing ones initialised) with a warning, not raised.
-            if problems:
-                logger.warning("Loading %s from %r: %s.", cls.__name__, source, "; ".join(problems))
-            problems = []
-        if problems:
-            raise ValueError(
-                f"The weights in {source!r} do not match its config.json ({cls.__name__}: {config_summary(model)}): "
-                + "; ".join(problems)
-                + ". The config and the weights come from different models, or the download is incomplete: re-save "
-                "or re-download the folder (a Wan checkpoint loads with UniViGUModel.from_wan; "
-                "ignore_mismatched_sizes=True re-initialises differently shaped tensors on purpose)."
-            )
-        model = realign_cpu_tensors(model)
-        return (model, info) if output_loading_info else model
-
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        is_main_process: bool = True,
-        state_dict: dict | None = None,
-        push_to_hub: bool = False,
-        max_shard_size: int | str = "50GB",
-        variant: str | None = None,
-        token: str | bool | None = None,
-        save_peft_format: bool = True,
-        **kwargs,
-    ):
-        """
-        `PreTrainedModel.save_pretrained` (same files and arguments, `push_to_hub` included), made atomic: the folder
-        is written into a staging folder and then moved into place (see [`univigu_hf.utils.saving`]), so an
-        interrupted save leaves the previous complete save or none. Ranks that write nothing in distributed saves
-        call it directly. The arguments are named as in transformers so that callers that read the signature
-        (diffusers' `DiffusionPipeline.save_pretrained` passes `variant` and `max_shard_size` only to components that
-        declare them) pass them on.
-        """
-        kwargs.update(
-            is_main_process=is_main_process,
-            state_dict=state_dict,
-            push_to_hub=push_to_hub,
-            max_shard_size=max_shard_size,
-            variant=variant,
-            token=token,
-            save_peft_format=save_peft_format,
-        )
-        should_save = getattr(self, "should_save_on_this_rank", lambda main: main)(is_main_process)
-        if not should_save or kwargs.get("distributed_checkpoint"):
-            return super().save_pretrained(save_directory, **kwargs)
-        return atomic_save_pretrained(super().save_pretrained, save_directory, **kwargs)
-
-    @classmethod
-    def _from_config(cls, config, **kwargs):
-        """
-        `PreTrainedModel._from_config` (behind `AutoModel.from_config(config, dtype=...)`), with the
-        `_keep_in_fp32_modules_strict` in float32 as `from_pretrained(..., dtype=...)` keeps them: the same dtypes either way.
-        """
-        model = super()._from_config(config, **kwargs)
-        for name, parameter in model.named_parameters():
-            if parameter.is_floating_point() and parameter.dtype != torch.float32 and cls.keeps_fp32(name):
-                parameter.data = parameter.data.float()
-        return model
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """`torch.dtype`: the compute dtype, i.e. that of the weights outside the fp32-kept modules."""
-        for name, parameter in self.named_parameters():
-            if parameter.is_floating_point() and not self.keeps_fp32(name):
-                return parameter.dtype
-        return super().dtype
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module):
-        # Same random init as diffusers' Wan (PyTorch defaults) and the official text branch. `init.*` skips tensors
-        # that were loaded from a checkpoint.
-        dim = self.config.hidden_size
-        if isinstance(module, (nn.Linear, nn.Conv3d)):
-            if module is getattr(self, "text_proj_out", None):
-                init.zeros_(module.weight)
-                init.zeros_(module.bias)
-                return
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
-                fan_in = module.weight[0].numel()
-                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-                init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=1.0)
-        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-            if module.weight is not None:
-                init.ones_(module.weight)
-            if getattr(module, "bias", None) is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, WanRotaryPosEmbed):
-            fresh = WanRotaryPosEmbed(module.attention_head_dim, module.patch_size, module.max_seq_len)
-            init.copy_(module.freqs_cos, fresh.freqs_cos)
-            init.copy_(module.freqs_sin, fresh.freqs_sin)
-        if isinstance(module, WanTransformerBlock) or module is self:
-            for name in ("scale_shift_table", "text_scale_shift_table"):
-                table = getattr(module, name, None)
-                if isinstance(table, nn.Parameter):
-                    init.normal_(table, mean=0.0, std=dim**-0.5)
 
 
 class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
@@ -328,7 +158,7 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
         text_timestep: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         text_attention_mask: torch.Tensor | None = None,
-        video_context: UniViGUVideoContext | None = None,
+        video_context: UniViGUVideoCache | None = None,
         return_video_context: bool = False,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -350,13 +180,13 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
                 captioning default (one zero token is exactly equivalent to any number of them).
             text_attention_mask (`torch.Tensor` of shape `(batch_size, text_length)`, *optional*):
                 1/`True` for real caption tokens, 0/`False` for padding that no token may attend to.
-            video_context ([`UniViGUVideoContext`], *optional*):
-                Cached video keys/values (from `return_video_context=True`) that stand in for the video: only the
-                text tokens are computed, their queries attending to `[cached video keys; text keys]`. Takes
-                `text_ids` without `video_latents` or `encoder_hidden_states` (the context holds the condition).
-                Equals the full forward when the context is `exact` (`video_attends_text=False`).
+            video_context ([`UniViGUVideoCache`] (`UniViGUVideoContext`), *optional*):
+                A video cache (from `return_video_context=True`) that stands in for the video: only the text tokens
+                are computed, their queries attending to `[cached video keys; text keys]`. Takes `text_ids` without
+                `video_latents` or `encoder_hidden_states` (the cache holds the condition). Equals the full forward
+                when the cache is `exact` (`video_attends_text=False`).
             return_video_context (`bool`, defaults to `False`):
-                Also return the [`UniViGUVideoContext`] of this forward (needs `video_latents`).
+                Create a [`UniViGUVideoCache`], fill it during this forward and return it (needs `video_latents`).
             output_hidden_states (`bool`, *optional*):
                 Also return the token stream after the embeddings and after each block (defaults to
                 `config.output_hidden_states`).
@@ -381,10 +211,17 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
         config = self.config
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = config.return_dict if return_dict is None else return_dict
-        if encoder_hidden_states is None and video_context is None:
-            encoder_hidden_states = self.patch_embedding.weight.new_zeros(batch_size, 1, config.text_dim)
+        # The argument keeps Wan's name (`WanTransformer3DModel`, `WanPipeline`); inside the model the prompt is
+        # `prompt_hidden_states`, and the blocks' `encoder_hidden_states` are the caption tokens (diffusers' MMDiT name).
+        prompt_hidden_states = encoder_hidden_states
+        if prompt_hidden_states is None and video_context is None:
+            prompt_hidden_states = self.patch_embedding.weight.new_zeros(batch_size, 1, config.text_dim)
             if video_latents is not None:
-                encoder_hidden_states = encoder_hidden_states.to(video_latents.dtype)
+                prompt_hidden_states = prompt_hidden_states.to(video_latents.dtype)
+        # The step with video fills a new cache (`return_video_context=True`); a text-only step reads `video_context`.
+        video_cache = video_context
+        if return_video_context:
+            video_cache = UniViGUVideoCache(config.num_layers, exact=not config.video_attends_text)
 
         video_hidden = video_temb = video_modulation = rotary_emb = None
         if video_latents is not None:
@@ -393,24 +230,26 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
             post_patch_shape = (num_frames // p_t, height // p_h, width // p_w)
             rotary_emb = self.rope(video_latents)
             video_hidden = self.patch_embedding(video_latents).flatten(2).transpose(1, 2).contiguous()
-            video_temb, video_modulation, encoder_hidden_states, _ = self.condition_embedder(
-                _expand_timestep(video_timestep, batch_size, video_latents.device), encoder_hidden_states
+            video_temb, video_modulation, prompt_hidden_states, _ = self.condition_embedder(
+                _expand_timestep(video_timestep, batch_size, video_latents.device), prompt_hidden_states
             )
             video_modulation = video_modulation.unflatten(1, (6, -1))
-        elif video_context is not None:
-            encoder_hidden_states = video_context.encoder_hidden_states
+            if video_cache is not None:
+                video_cache.update_prompt(prompt_hidden_states, video_hidden.dtype)
+        elif video_cache is not None:
+            prompt_hidden_states = video_cache.prompt_hidden_states
         else:
-            encoder_hidden_states = self.condition_embedder.text_embedder(encoder_hidden_states)
+            prompt_hidden_states = self.condition_embedder.text_embedder(prompt_hidden_states)
 
         text_hidden = text_temb = text_modulation = text_rotary_emb = attention_mask = None
         if text_ids is not None:
             text_hidden = self.text_embedding(text_ids)
             if video_hidden is not None:
                 text_hidden = text_hidden.to(video_hidden.dtype)
-            elif video_context is not None and not torch.is_grad_enabled():
-                text_hidden = text_hidden.to(video_context.hidden_dtype)
+            elif video_cache is not None and not torch.is_grad_enabled():
+                text_hidden = text_hidden.to(video_cache.hidden_dtype)
             text_temb, text_modulation = self.text_time_embedding(
-                _expand_timestep(text_timestep, batch_size, text_ids.device), dtype=encoder_hidden_states.dtype
+                _expand_timestep(text_timestep, batch_size, text_ids.device), dtype=prompt_hidden_states.dtype
             )
             text_modulation = text_modulation.unflatten(1, (6, -1))
             text_rotary_emb = text_rotary_embedding(
@@ -421,43 +260,30 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
             if text_attention_mask is not None and (
                 torch.compiler.is_compiling() or not bool(text_attention_mask.bool().all())
             ):
-                num_video = video_hidden.shape[1] if video_hidden is not None else 0
-                num_video = video_context.num_video_tokens if video_context is not None else num_video
+                if video_hidden is not None:
+                    num_video = video_hidden.shape[1]
+                else:
+                    num_video = video_cache.num_video_tokens if video_cache is not None else 0
                 key_mask = text_attention_mask.bool()
                 if num_video:
                     key_mask = torch.cat([key_mask.new_ones(batch_size, num_video), key_mask], dim=1)
                 attention_mask = key_mask[:, None, None, :]
 
-        video_keys, video_values, cross_outputs = [], [], []
         all_hidden_states = [] if output_hidden_states else None
         for index, block in enumerate(self.blocks):
             if output_hidden_states:
                 video_hidden, text_hidden = _record_hidden_states(all_hidden_states, video_hidden, text_hidden)
-            args = (
-                video_hidden,
-                text_hidden,
-                video_modulation,
+            # Each block gets its own layer of the cache, as transformers' layers index theirs.
+            attention_inputs = JointAttentionInputs(
                 rotary_emb,
-                encoder_hidden_states,
-                text_modulation,
                 text_rotary_emb,
                 attention_mask,
                 config.video_attends_text,
-                None if video_context is None else (video_context.keys[index], video_context.values[index]),
+                None if video_cache is None else video_cache.layers[index],
             )
-            if return_video_context:
-                video_hidden, text_hidden, (key, value, cross) = block(*args, return_video_key_value=True)
-                video_keys.append(key)
-                video_values.append(value)
-                cross_outputs.append(cross)
-            elif video_context is not None and not torch.is_grad_enabled():
-                video_hidden, text_hidden = block(
-                    *args,
-                    key_value_buffers=video_context.key_value_buffers(index, text_hidden.shape[1]),
-                    cross_attention_output=video_context.cross_attention_output(index),
-                )
-            else:
-                video_hidden, text_hidden = block(*args)
+            video_hidden, text_hidden = block(
+                video_hidden, text_hidden, video_modulation, text_modulation, prompt_hidden_states, attention_inputs
+            )
 
         if text_hidden is not None and text_hidden.shape[1] == 0:  # the blocks' stand-in for "no text stream"
             text_hidden = None
@@ -472,28 +298,17 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
             text_hidden = (self.text_norm_out(text_hidden.float()) * (1 + scale) + shift).type_as(text_hidden)
             text_logits = self.text_proj_out(text_hidden)
 
-        new_context = None
-        if return_video_context:
-            new_context = UniViGUVideoContext(
-                keys=tuple(video_keys),
-                values=tuple(video_values),
-                encoder_hidden_states=encoder_hidden_states,
-                hidden_dtype=video_hidden.dtype,
-                exact=not config.video_attends_text,
-                cross_attention_outputs=None if cross_outputs[0] is None else tuple(cross_outputs),
-            )
-            if text_hidden is not None and not torch.is_grad_enabled():
-                new_context.reserve_text_rows(text_hidden.shape[1])
+        new_cache = video_cache if return_video_context else None
         if not return_dict:
             return (
                 (video_velocity, text_logits)
-                + ((new_context,) if return_video_context else ())
+                + ((new_cache,) if return_video_context else ())
                 + ((all_hidden_states,) if output_hidden_states else ())
             )
         return UniViGUModelOutput(
             video_velocity=video_velocity,
             text_logits=text_logits,
-            video_context=new_context,
+            video_context=new_cache,
             hidden_states=all_hidden_states,
         )
 
@@ -630,12 +445,6 @@ class UniViGUModel(DiffusersToolboxMixin, UniViGUPreTrainedModel):
             device
         )
         return model
-
-
-@functools.cache
-def _module_pattern(modules: tuple[str, ...]) -> re.Pattern:
-    """A pattern that finds any of `modules` as a whole component of a parameter name."""
-    return re.compile(r"(?:^|\.)(?:" + "|".join(map(re.escape, modules)) + r")(?:\.|$)")
 
 
 def _expand_timestep(timestep, batch_size: int, device: torch.device) -> torch.Tensor:

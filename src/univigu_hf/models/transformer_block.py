@@ -7,7 +7,7 @@ from diffusers.models.attention import FeedForward
 from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformerBlock
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .attention_processor import UniViGUAttnProcessor
+from .attention_processor import JointAttentionInputs, UniViGUAttnProcessor
 
 
 class UniViGUTextTimeEmbedding(nn.Module):
@@ -61,44 +61,30 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
         hidden_states: torch.Tensor | None,
         encoder_hidden_states: torch.Tensor | None,
         temb: torch.Tensor | None,
-        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None,
+        text_temb: torch.Tensor | None,
         prompt_hidden_states: torch.Tensor,
-        text_temb: torch.Tensor | None = None,
-        text_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
-        attention_mask: torch.Tensor | None = None,
-        video_attends_text: bool = True,
-        video_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
-        return_video_key_value: bool = False,
-        key_value_buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cross_attention_output: torch.Tensor | None = None,
-    ) -> tuple:
+        attention_inputs: JointAttentionInputs,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """
         The two token streams are named as in diffusers' dual-stream blocks (MMDiT: `hidden_states` and
         `encoder_hidden_states` are the two streams a block updates), which diffusers' cache hooks rely on; the prompt
-        condition of Wan's cross-attention, Wan's `encoder_hidden_states`, is `prompt_hidden_states` here.
+        condition of Wan's cross-attention, the model's `encoder_hidden_states`, is `prompt_hidden_states` here.
+        The tensors that carry gradients are positional arguments (as transformers' gradient checkpointing with
+        `use_reentrant=True` needs); everything else the self-attention takes is in `attention_inputs`.
 
         Args:
-            hidden_states: video tokens `(B, L_v, D)` or `None`.
-            encoder_hidden_states: text (caption / prompt) tokens `(B, L_t, D)`; `None` or `L_t = 0` for none.
+            hidden_states: video tokens `(B, L_v, D)`, or `None` for a text-only step (against a video cache).
+            encoder_hidden_states: caption tokens `(B, L_t, D)`; `None` or `L_t = 0` for none.
             temb / text_temb: per-modality modulation `(B, 6, D)`.
-            rotary_emb / text_rotary_emb: video 3-D and text 1-D rotary tables.
             prompt_hidden_states: projected prompt embeddings `(B, L_c, D)`, the cross-attention's keys and values.
-            attention_mask: key-padding mask `(B, 1, 1, L_v + L_t)` (bool, `True` = attend) or `None`.
-            video_attends_text: whether video queries attend to text keys.
-            video_key_value: cached video keys/values `(B, L_v, H, Dh)` of this block's self-attention, for a
-                text-only step (`hidden_states=None`); see [`UniViGUVideoContext`].
-            return_video_key_value: also return this block's video keys/values.
-            key_value_buffers: for a text-only step without autograd, `video_key_value` in preallocated
-                `(B, L_v + L_t, H, Dh)` buffers (see [`UniViGUAttnProcessor`]).
-            cross_attention_output: the cross-attention output `(B, 1, D)` of every token when the prompt condition
-                is a single token (one key: the output is its projected value, whatever the query), so the text-only
-                step skips the cross-attention.
+            attention_inputs ([`JointAttentionInputs`]): the rotary tables, key-padding mask and
+                `video_attends_text` of the joint self-attention, and this block's layer of the video cache. A step
+                with video tokens stores their keys/values (and, for a one-token condition, the cross-attention
+                output, the same for every token) in the cache layer; a text-only step reads them.
 
         Returns:
             `tuple`: the updated video tokens (`None` when absent) and text tokens (`(B, 0, D)` when absent, so that
-            the second output is always a tensor when there is video), plus, with `return_video_key_value=True`,
-            `(key, value, cross_attention_output)`: the video keys/values and, for a one-token condition, the
-            cross-attention output (else `None`).
+            the second output is always a tensor when there is video).
         """
         text_hidden_states = encoder_hidden_states
         if text_hidden_states is not None and text_hidden_states.shape[1] == 0:
@@ -109,6 +95,8 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
         if text_hidden_states is not None:
             streams.append((text_hidden_states, *self._modulation(text_temb), self.text_ffn))
         lengths = [s[0].shape[1] for s in streams]
+        num_video = hidden_states.shape[1] if hidden_states is not None else 0
+        video_cache = attention_inputs.video_cache
 
         def join(tensors):
             return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
@@ -121,28 +109,23 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
         attn_output = self.attn1(
             join(normed),
             None,
-            attention_mask,
-            rotary_emb,
-            text_rotary_emb=text_rotary_emb,
-            num_video_tokens=hidden_states.shape[1] if hidden_states is not None else 0,
-            video_attends_text=video_attends_text,
-            video_key_value=video_key_value,
-            return_video_key_value=return_video_key_value,
-            key_value_buffers=key_value_buffers,
+            attention_inputs.attention_mask,
+            attention_inputs.rotary_emb,
+            text_rotary_emb=attention_inputs.text_rotary_emb,
+            num_video_tokens=num_video,
+            video_attends_text=attention_inputs.video_attends_text,
+            video_cache=video_cache,
         )
-        if return_video_key_value:
-            attn_output, video_key_value = attn_output
         tokens = [(x.float() + out * gate).type_as(x) for (x, _, _, gate, *_), out in zip(streams, split(attn_output))]
 
         # 2. Cross-attention to the prompt, shared by both modalities (ungated, as Wan).
         joined = join(tokens)
-        if cross_attention_output is None:
-            normed = self.norm2(joined.float()).type_as(joined)
-            cross = self.attn2(normed, prompt_hidden_states, None, None)
-        else:
-            cross = cross_attention_output
-        joined = joined + cross
-        tokens = split(joined)
+        cross = None if video_cache is None else video_cache.reused_cross_attention_output(num_video)
+        if cross is None:
+            cross = self.attn2(self.norm2(joined.float()).type_as(joined), prompt_hidden_states, None, None)
+            if video_cache is not None:
+                video_cache.update_cross_attention(cross, num_video, prompt_hidden_states.shape[1])
+        tokens = split(joined + cross)
 
         # 3. Modality experts: Wan's FFN for video, the text FFN for text.
         outputs = []
@@ -154,9 +137,6 @@ class UniViGUTransformerBlock(GradientCheckpointingLayer, WanTransformerBlock):
         text_out = outputs.pop(0) if text_hidden_states is not None else None
         if text_out is None and video_out is not None:
             text_out = video_out.new_zeros(video_out.shape[0], 0, video_out.shape[2])
-        if return_video_key_value:
-            single_key_output = cross[:, :1] if prompt_hidden_states.shape[1] == 1 else None
-            return video_out, text_out, (*video_key_value, single_key_output)
         return video_out, text_out
 
 

@@ -16,6 +16,7 @@ denoising itself is `UniViGUPipeline.caption` / `generate_video` / `generate_joi
 """
 
 import inspect
+import math
 import os
 import types
 from collections.abc import Iterable
@@ -150,7 +151,7 @@ class _UniViGUTaskPipeline(Pipeline):
         forward_params, postprocess_params = {}, {}
         for name, value in kwargs.items():
             if name in self._postprocess_keys:
-                postprocess_params[name] = value
+                postprocess_params[name] = _check_fps(value) if name == "fps" and value is not None else value
             elif name in allowed:
                 forward_params[name] = value
             else:
@@ -236,6 +237,13 @@ class _UniViGUTaskPipeline(Pipeline):
 
     def _run(self, **kwargs) -> Any:
         return getattr(self.univigu_pipeline, self._method_name)(**kwargs, return_dict=True)
+
+
+def _check_fps(fps) -> int | float:
+    """`fps` if it is a finite positive number (checked when the call is made, before any generation)."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a finite positive number (frames per second), got {fps!r}")
+    return fps
 
 
 class VideoToTextPipeline(_UniViGUTaskPipeline):
@@ -357,10 +365,7 @@ class _PromptPipeline(_UniViGUTaskPipeline):
         return videos
 
     def _fps(self, fps) -> int | float:
-        fps = self.univigu_pipeline.config.default_fps if fps is None else fps
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
-        return fps
+        return _check_fps(self.univigu_pipeline.config.default_fps if fps is None else fps)
 
 
 class TextToVideoPipeline(_PromptPipeline):

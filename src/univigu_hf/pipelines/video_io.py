@@ -9,12 +9,18 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 from diffusers.utils import logging
+from diffusers.utils.logging import tqdm
 
 from ..utils.checks import all_finite
 from ..utils.saving import atomic_file
 
 
 logger = logging.get_logger(__name__)
+
+# Progress bars (diffusers' tqdm: `diffusers.utils.logging.disable_progress_bar()` and `univigu --quiet` hide them) for
+# work long enough to look stuck: opening this many files (each is counted), decoding this many frames of one file.
+_PROGRESS_MIN_FILES = 8
+_PROGRESS_MIN_FRAMES = 500
 
 
 class VideoClip:
@@ -89,59 +95,65 @@ def to_clips(video) -> list[VideoClip]:
         if all(isinstance(frame, PIL.Image.Image) for frame in video):
             return [_pil_clip(video)]
         clips = []
-        for item in video:
-            if isinstance(item, (list, tuple)) and item and all(isinstance(f, PIL.Image.Image) for f in item):
-                clips.append(_pil_clip(item))
-            else:
-                clips.extend(to_clips(item) if not isinstance(item, (list, tuple)) else [None])
-        if any(clip is None for clip in clips):
-            raise TypeError(
-                "video must be a path, a list of PIL images, a numpy array, a torch tensor, or a list of these"
-            )
+        # Opening a file counts its frames (a decoding pass): show progress for a long list of files.
+        files = sum(isinstance(item, (str, os.PathLike)) for item in video)
+        items = tqdm(video, desc="Opening videos", unit="video", disable=files < _PROGRESS_MIN_FILES, leave=False)
+        for position, item in enumerate(items):
+            if isinstance(item, (list, tuple)) and not (item and all(isinstance(f, PIL.Image.Image) for f in item)):
+                raise TypeError(
+                    f"video[{position}] must be a path, a list of PIL images, a numpy array or a torch tensor, got "
+                    f"{type(item).__name__} of {[type(f).__name__ for f in item][:3]}"
+                )
+            try:
+                clips.extend([_pil_clip(item)] if isinstance(item, (list, tuple)) else to_clips(item))
+            except (ValueError, TypeError, FileNotFoundError) as error:
+                # Name the batch position: in a batch of 200 files, "video file not found" alone is not enough.
+                raise type(error)(f"video[{position}]: {error}") from error
         return clips
     if isinstance(video, np.ndarray):
         if video.ndim not in (4, 5) or video.shape[-1] != 3:
+            hint = (
+                "; drop the alpha channel with video[..., :3]" if video.ndim in (4, 5) and video.shape[-1] == 4 else ""
+            )
             raise ValueError(
                 "video as a numpy array must have shape (frames, height, width, 3) or (batch, frames, height, width, "
-                f"3), got {video.shape}"
+                f"3), got {video.shape}{hint}"
             )
-        if video.dtype == np.uint8:
-            divisor = 255.0
-        elif np.issubdtype(video.dtype, np.floating):
-            divisor = 1.0
-            if not np.isfinite(video).all():
-                raise ValueError(_NON_FINITE_VIDEO.format(int((~np.isfinite(video)).sum())))
-            check_unit_range(float(video.min()), float(video.max()))
-        else:
-            raise TypeError(f"video as a numpy array must be uint8 in [0, 255] or float in [0, 1], got {video.dtype}")
+        _check_not_empty(video.shape[-4:-1], "numpy array")
+        divisor = _integer_divisor(video.dtype, "a numpy array")
+        if divisor is None:
+            _check_float_values(video)
         clips = list(video) if video.ndim == 5 else [video]
         return [
             VideoClip(
                 len(clip),
                 lambda index, transform, clip=clip: _apply(
-                    transform, torch.from_numpy(clip[index].astype(np.float32) / divisor).movedim(-1, -3)
+                    transform, torch.from_numpy(clip[index].astype(np.float32) / (divisor or 1.0)).movedim(-1, -3)
                 ),
                 "a numpy array",
             )
             for clip in clips
         ]
     if isinstance(video, torch.Tensor):
+        if video.ndim in (4, 5) and video.dtype == torch.uint8 and video.shape[-1] == 3:
+            # torchvision.io.read_video and decord give uint8 (frames, height, width, 3), as imageio's arrays are.
+            return to_clips(video.detach().cpu().numpy())
         if video.ndim not in (4, 5) or video.shape[-3] != 3:
             raise ValueError(
                 "video as a torch tensor must have shape (frames, 3, height, width) or (batch, frames, 3, height, "
-                f"width), got {tuple(video.shape)}"
+                f"width) (or uint8 (frames, height, width, 3), as torchvision and decord return), got "
+                f"{tuple(video.shape)}"
             )
-        if not video.is_floating_point():
-            raise TypeError(f"video as a torch tensor must be floating point in [0, 1], got {video.dtype}")
+        _check_not_empty((video.shape[-4], *video.shape[-2:]), "torch tensor")
         tensor = video.detach()
-        if not all_finite(tensor):
-            raise ValueError(_NON_FINITE_VIDEO.format(int((~torch.isfinite(tensor)).sum())))
-        check_unit_range(float(tensor.min()), float(tensor.max()))
+        divisor = None if tensor.is_floating_point() else _integer_divisor(tensor.dtype, "a torch tensor")
+        if divisor is None:
+            _check_float_values(tensor)
         clips = list(tensor) if tensor.ndim == 5 else [tensor]
         return [
             VideoClip(
                 len(clip),
-                lambda index, transform, clip=clip: _apply(transform, clip[index].float().cpu()),
+                lambda index, transform, clip=clip: _apply(transform, clip[index].cpu().float() / (divisor or 1.0)),
                 "a torch tensor",
             )
             for clip in clips
@@ -164,6 +176,43 @@ def to_frame_tensors(video) -> list[torch.Tensor]:
 
 _NON_FINITE_VIDEO = "video contains {} NaN or inf values; accepted: finite floats in [0, 1] (or uint8 in [0, 255])"
 
+# Integer pixel types and the value of full intensity: 8-bit frames (imageio, PIL, torchvision, decord) and 16-bit
+# ones (10- and 16-bit sources read without conversion).
+_INTEGER_FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0}
+
+
+def _integer_divisor(dtype, what: str) -> float | None:
+    """The full-scale value of an integer pixel type, `None` for floats; a `TypeError` for any other type."""
+    name = str(dtype).removeprefix("torch.")
+    if name in _INTEGER_FULL_SCALE:
+        return _INTEGER_FULL_SCALE[name]
+    if name in ("float16", "bfloat16", "float32", "float64"):
+        return None
+    raise TypeError(
+        f"video as {what} must be uint8 in [0, 255], uint16 in [0, 65535] or float in [0, 1], got {name} (convert "
+        "it to one of these: signed integers and booleans have no fixed full intensity)"
+    )
+
+
+def _check_float_values(values) -> None:
+    if isinstance(values, np.ndarray):
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise ValueError(_NON_FINITE_VIDEO.format(int((~finite).sum())))
+    elif not all_finite(values):
+        raise ValueError(_NON_FINITE_VIDEO.format(int((~torch.isfinite(values)).sum())))
+    check_unit_range(float(values.min()), float(values.max()))
+
+
+def _check_not_empty(frames_height_width, what: str) -> None:
+    """A `ValueError` for a video with no frames or frames with no pixels."""
+    frames, height, width = (int(n) for n in frames_height_width)
+    if frames == 0 or height == 0 or width == 0:
+        raise ValueError(
+            f"video as a {what} is empty: {frames} frames of {height}x{width} pixels; a video needs at least one "
+            "frame of at least 1x1 pixels"
+        )
+
 
 def check_unit_range(low: float, high: float, tolerance: float = 1e-3) -> None:
     """Raises a `ValueError` unless float video values `[low, high]` lie in [0, 1] (within `tolerance`)."""
@@ -174,9 +223,48 @@ def check_unit_range(low: float, high: float, tolerance: float = 1e-3) -> None:
         )
 
 
+# PIL modes whose `convert("RGB")` keeps every value: palettes, grey levels, bilevel and other 8-bit colour spaces.
+_PIL_8BIT_MODES = ("RGB", "L", "P", "1", "CMYK", "YCbCr", "LAB", "HSV")
+_PIL_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_PIL_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def pil_frame_array(frame: PIL.Image.Image) -> np.ndarray:
+    """
+    One PIL frame as a `(height, width, 3)` float32 array in [0, 1], converted without loss: 8-bit modes through
+    `convert("RGB")`, 16-bit grey (`I;16*`) scaled by 65535, float (`F`) grey kept (it must lie in [0, 1]); an alpha
+    channel is ignored (the colour is kept as stored, not blended).
+
+    Raises:
+        `ValueError` for a frame with no pixels, `TypeError` for a mode with no fixed full intensity (`I`, 32-bit
+        integers) or none of the above.
+    """
+    if frame.width == 0 or frame.height == 0:
+        raise ValueError(f"video frames must have at least 1x1 pixels, got a {frame.width}x{frame.height} PIL frame")
+    mode = frame.mode
+    if mode in _PIL_8BIT_MODES:
+        return np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0
+    if mode in _PIL_ALPHA_MODES:
+        return np.asarray(frame.convert("RGBA"), dtype=np.float32)[..., :3] / 255.0
+    if mode in _PIL_16BIT_MODES:
+        grey = np.asarray(frame, dtype=np.float32) / 65535.0
+    elif mode == "F":
+        grey = np.asarray(frame, dtype=np.float32)
+        _check_float_values(grey)
+        grey = np.clip(grey, 0.0, 1.0)
+    else:
+        raise TypeError(
+            f"video frames in PIL mode {mode!r} are not accepted: use an 8-bit mode ({', '.join(_PIL_8BIT_MODES)}), "
+            f"one with alpha ({', '.join(_PIL_ALPHA_MODES)}), 16-bit grey ({', '.join(_PIL_16BIT_MODES)}) or 'F' "
+            "in [0, 1]"
+        )
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
 def pil_frames(frames) -> torch.Tensor:
-    """PIL frames (all the same size) as a `(frames, 3, height, width)` float32 tensor in [0, 1]."""
-    arrays = [np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0 for frame in frames]
+    """PIL frames (all the same size) as a `(frames, 3, height, width)` float32 tensor in [0, 1] (see
+    [`pil_frame_array`] for the modes)."""
+    arrays = [pil_frame_array(frame) for frame in frames]
     if len({a.shape for a in arrays}) > 1:
         raise ValueError("video frames must all have the same size")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
@@ -185,7 +273,10 @@ def pil_frames(frames) -> torch.Tensor:
 def _pil_clip(frames) -> VideoClip:
     frames = list(frames)
     if len({frame.size for frame in frames}) > 1:
-        raise ValueError("video frames must all have the same size")
+        raise ValueError(
+            f"video frames must all have the same size, got {sorted({frame.size for frame in frames})} (width, height)"
+        )
+    pil_frame_array(frames[0].crop((0, 0, 1, 1)) if frames[0].width and frames[0].height else frames[0])  # mode
     return VideoClip(
         len(frames),
         lambda index, transform: _apply(transform, pil_frames([frames[i] for i in index])),
@@ -223,19 +314,41 @@ def _with_retries(path: str, action: Callable):
             ) from error
 
 
+# Animated image formats read through PIL (as diffusers' `load_video` reads gifs); everything else through ffmpeg.
+_PIL_VIDEO_FORMATS = ("GIF", "PNG", "WEBP")
+
+
 def open_video_file(path: str) -> VideoClip:
     """
-    Opens a video file (any format imageio-ffmpeg reads; gifs through PIL, as diffusers' `load_video`) as a
-    [`VideoClip`]: its frames are counted now and decoded when read, keeping only the frames asked for.
+    Opens a video file as a [`VideoClip`]: its frames are counted now and decoded when read, keeping only the frames
+    asked for. Animated GIF, PNG (APNG) and WebP files are read through PIL, any other file through ffmpeg
+    (imageio-ffmpeg), whatever its extension.
 
     Raises:
-        `FileNotFoundError` if there is no such file, `ValueError` if it cannot be read as a video.
+        `FileNotFoundError` if there is no such file; `ValueError` for a URL, an image-sequence pattern, a folder, a
+        file with no video stream or one that cannot be read as a video.
     """
+    if "://" in path:
+        raise ValueError(
+            f"video {path!r} is a URL; videos are read from local files: download it first (e.g. with "
+            "huggingface_hub.hf_hub_download for a Hub file)"
+        )
+    if os.path.isdir(path):
+        raise ValueError(
+            f"video {path!r} is a folder; pass a video file, or its frames as a list of PIL images (e.g. "
+            "[PIL.Image.open(p) for p in sorted(paths)])"
+        )
     if not os.path.isfile(path):
+        if "%" in os.path.basename(path):
+            raise ValueError(
+                f"video {path!r} looks like an image-sequence pattern, which is not read; pass a video file, or the "
+                "frames as a list of PIL images"
+            )
         raise FileNotFoundError(f"video file not found: {path!r}")
-    if path.lower().endswith(".gif"):
-        count = _with_retries(path, lambda: _gif_frame_count(path))
-        read = lambda index, transform: _with_retries(path, lambda: _read_gif_frames(path, index, transform))  # noqa: E731
+    pil_format = _pil_video_format(path)
+    if pil_format is not None:
+        count = _with_retries(path, lambda: _pil_frame_count(path))
+        read = lambda index, transform: _with_retries(path, lambda: _read_pil_frames(path, index, transform))  # noqa: E731
     else:
         count = _with_retries(path, lambda: _ffmpeg_frame_count(path))
         read = lambda index, transform: _with_retries(path, lambda: _read_ffmpeg_frames(path, index, transform))  # noqa: E731
@@ -255,42 +368,74 @@ def load_video_file(path: str) -> torch.Tensor:
     return open_video_file(path).read()
 
 
-def _gif_frame_count(path: str) -> int:
-    with PIL.Image.open(path) as gif:
-        return int(getattr(gif, "n_frames", 1))
+def _pil_video_format(path: str) -> str | None:
+    """The PIL format of an animated-image file (GIF, PNG, WebP), `None` for anything else."""
+    try:
+        with PIL.Image.open(path) as image:
+            return image.format if image.format in _PIL_VIDEO_FORMATS else None
+    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+        return None
 
 
-def _read_gif_frames(path: str, index: list[int], transform: Callable | None) -> torch.Tensor:
+def _pil_frame_count(path: str) -> int:
+    with PIL.Image.open(path) as image:
+        return int(getattr(image, "n_frames", 1))
+
+
+def _read_pil_frames(path: str, index: list[int], transform: Callable | None) -> torch.Tensor:
     frames = []
-    with PIL.Image.open(path) as gif:
+    with PIL.Image.open(path) as image:
         for i in index:
-            gif.seek(i)
-            frames.append(_apply(transform, pil_frames([gif.convert("RGB")])))
+            image.seek(i)
+            frames.append(_apply(transform, pil_frames([image.convert("RGBA")])))
     return torch.cat(frames)
 
 
-def _ffmpeg_frame_count(path: str) -> int:
-    import imageio
+def _ffmpeg_error(path: str, error: Exception) -> ValueError:
+    text = str(error)
+    if "Audio:" in text and "Video:" not in text:
+        return ValueError(f"video file {path!r} has no video stream (only audio)")
+    return ValueError(f"video file {path!r} could not be read as a video ({type(error).__name__}: {text[-500:]})")
 
-    with imageio.get_reader(path, format="ffmpeg") as reader:
-        return int(reader.count_frames())
+
+def _ffmpeg_frame_count(path: str) -> int:
+    import imageio_ffmpeg
+
+    try:
+        return int(imageio_ffmpeg.count_frames_and_secs(path)[0])
+    except RuntimeError as error:  # ffmpeg exited with an error: the file is not a video it can decode
+        raise _ffmpeg_error(path, error) from error
 
 
 def _read_ffmpeg_frames(path: str, index: list[int], transform: Callable | None) -> torch.Tensor:
     """Decodes the file once, frame by frame, converting (and transforming) only the frames at the sorted indices
-    `index`."""
-    import imageio
+    `index`. ffmpeg applies the file's rotation and converts any pixel format (grey, 10-bit, alpha) to 8-bit RGB."""
+    import imageio_ffmpeg
 
     wanted, frames, delivered = set(index), [], 0
-    with imageio.get_reader(path, format="ffmpeg") as reader:
-        for frame in reader:
+    reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
+    progress = tqdm(
+        total=max(index) + 1,
+        desc=f"Decoding {os.path.basename(path)}",
+        unit="frame",
+        disable=max(index) + 1 < _PROGRESS_MIN_FRAMES,
+        leave=False,
+    )
+    try:
+        width, height = next(reader)["size"]
+        for raw in reader:
             if delivered in wanted:
+                frame = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
                 frames.append(
                     _apply(transform, torch.from_numpy(frame.astype(np.float32) / 255.0).permute(2, 0, 1)[None])
                 )
             delivered += 1
+            progress.update()
             if len(frames) == len(wanted):
                 break
+    finally:
+        reader.close()
+        progress.close()
     if len(frames) != len(wanted):
         # ffmpeg's frame count (a decoding pass of its own) and the frames it delivers can differ for odd files.
         raise ValueError(
@@ -326,9 +471,16 @@ def write_video(frames, path: str, fps: float) -> None:
     """
     path = os.fspath(path)
     frames = np.clip(np.asarray(frames, dtype=np.float32), 0.0, 1.0)
+    gif = path.lower().endswith(".gif")
+    height, width = frames.shape[1:3]
+    if not gif and (height % 2 or width % 2):
+        raise ValueError(
+            f"an mp4 (h264, yuv420p) needs an even width and height, got {width}x{height} frames for {path!r}; "
+            "crop or pad them to even sizes, or save as .gif"
+        )
     with atomic_file(path) as temporary:
         try:
-            if path.lower().endswith(".gif"):
+            if gif:
                 import imageio
 
                 uint8 = (frames * 255).round().astype(np.uint8)
@@ -336,17 +488,32 @@ def write_video(frames, path: str, fps: float) -> None:
             else:
                 from diffusers.utils import export_to_video
 
-                export_to_video(list(frames), temporary, fps=fps)
+                # macro_block_size=1: the frames are written at the size asked for, not scaled up to a multiple of 16.
+                export_to_video(list(frames), temporary, fps=fps, macro_block_size=1)
         except OSError:
             raise
         except Exception as error:  # imageio and ffmpeg raise many types
             raise OSError(f"the video writer failed ({type(error).__name__}: {error})") from error
         # ffmpeg reports some failures (a full disk among them) only on its stderr: check what was written.
         try:
-            written = open_video_file(temporary).num_frames if os.path.getsize(temporary) else 0
+            written = _written_frames(temporary, gif, fps) if os.path.getsize(temporary) else 0
         except ValueError:
             written = 0
         if written != len(frames):
             raise OSError(
                 f"the video writer produced {written} of {len(frames)} frames (is the disk full?); nothing was saved"
             )
+
+
+def _written_frames(path: str, gif: bool, fps: float) -> int:
+    """How many frames a written file plays. A GIF stores a run of identical frames once, with the run's duration
+    (Pillow merges them; a still video is one stored frame), so its frames are counted by duration."""
+    if not gif:
+        return open_video_file(path).num_frames
+    frame_ms, count = 1000.0 / fps, 0
+    with PIL.Image.open(path) as image:
+        for i in range(getattr(image, "n_frames", 1)):
+            image.seek(i)
+            # GIF durations are whole centiseconds: each stored frame's is rounded, so round per stored frame.
+            count += max(1, round(image.info.get("duration", frame_ms) / frame_ms))
+    return count

@@ -42,8 +42,6 @@ from .text_flow import DiscreteTextFlowMixin
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
 VIDEO_SIGMA_SCHEDULES = ("flow_match_euler", "linear")
-TEXT_SOURCES = ("uniform", "mask")
-TEXT_FINAL_STEPS = ("argmax", "sample")
 TEXT_TIME_SCHEDULES = ("uniform", "video")
 VIDEO_SIGMA_SAMPLING_MODES = ("uniform", "shifted_uniform", "logit_normal")
 
@@ -129,18 +127,7 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
             raise ValueError(
                 f"video_sigma_schedule must be one of {VIDEO_SIGMA_SCHEDULES}, got {video_sigma_schedule!r}"
             )
-        if text_source not in TEXT_SOURCES:
-            raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
-        if not is_real(text_kappa_exponent) or not math.isfinite(text_kappa_exponent) or text_kappa_exponent <= 0:
-            raise ValueError(f"text_kappa_exponent must be a positive finite float, got {text_kappa_exponent!r}")
-        if text_vocab_size is not None and (not is_int(text_vocab_size) or text_vocab_size <= 0):
-            raise ValueError(f"text_vocab_size must be a positive int or None, got {text_vocab_size!r}")
-        if mask_token_id is not None and (not is_int(mask_token_id) or mask_token_id < 0):
-            raise ValueError(f"mask_token_id must be a non-negative int or None, got {mask_token_id!r}")
-        if text_source == "mask" and mask_token_id is None:
-            raise ValueError("mask_token_id must be set when text_source is 'mask', got None")
-        if text_final_step not in TEXT_FINAL_STEPS:
-            raise ValueError(f"text_final_step must be one of {TEXT_FINAL_STEPS}, got {text_final_step!r}")
+        self._check_text_config(text_source, text_kappa_exponent, text_vocab_size, mask_token_id, text_final_step)
 
         # Training grid, built exactly like FlowMatchEulerDiscreteScheduler.__init__ (its first and last entries give
         # the sigma_max / sigma_min that set_timesteps interpolates between).
@@ -212,7 +199,7 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
         return self.config.num_train_timesteps
 
     # ------------------------------------------------------------------------------------------------------------
-    # Time maps
+    # Video time maps (the text ones are in text_flow.py)
     # ------------------------------------------------------------------------------------------------------------
 
     def shift_sigmas(self, sigmas: float | torch.Tensor, shift: float | None = None) -> torch.Tensor:
@@ -255,37 +242,6 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
             `torch.Tensor`: The sigmas in `[0, 1]`.
         """
         return as_float_tensor(timesteps) / self.config.num_train_timesteps
-
-    def text_time_to_timestep(self, text_time: float | torch.Tensor) -> torch.Tensor:
-        """
-        Maps the text flow time `t` (0 = source noise, 1 = data) to the timestep the model sees for the text stream,
-        `round((1 - t) * num_train_timesteps)` clamped to `[0, num_train_timesteps]` (the Uni-ViGU training map).
-
-        Args:
-            text_time (`float` or `torch.Tensor`):
-                Text flow time(s).
-
-        Returns:
-            `torch.FloatTensor`: The float32 timesteps (integral values), same shape as `text_time`.
-        """
-        num_train_timesteps = self.config.num_train_timesteps
-        t = torch.as_tensor(text_time)
-        dtype = torch.float32 if t.device.type == "mps" else torch.float64
-        timestep = torch.round((1.0 - t.to(dtype)) * num_train_timesteps).clamp(0, num_train_timesteps)
-        return timestep.to(torch.float32)
-
-    def timestep_to_text_time(self, timestep: float | torch.Tensor) -> torch.Tensor:
-        """
-        Inverse of [`~UniFlowScheduler.text_time_to_timestep`] (up to rounding): `t = 1 - timestep / num_train_timesteps`.
-
-        Args:
-            timestep (`float` or `torch.Tensor`):
-                Text-stream timestep(s) in `[0, num_train_timesteps]`.
-
-        Returns:
-            `torch.Tensor`: The text time(s) in `[0, 1]`.
-        """
-        return 1.0 - as_float_tensor(timestep) / self.config.num_train_timesteps
 
     # ------------------------------------------------------------------------------------------------------------
     # Video: inference
@@ -488,6 +444,34 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
             )
         return values.reshape([batch_size] + [1] * (ndim - 1))
 
+    @staticmethod
+    def _check_sigmas(sigmas: float | torch.Tensor) -> None:
+        """Refuses sigmas outside `[0, 1]` (typically timesteps on the 0..1000 scale), where they are given."""
+        if isinstance(sigmas, torch.Tensor):
+            # One reduction where the sigmas live (usually the CPU, as `sample_video_sigmas` draws them); skipped
+            # while compiling, where a data-dependent branch would break the graph.
+            if torch.compiler.is_compiling() or sigmas.numel() == 0:
+                return
+            values = sigmas if sigmas.is_floating_point() else sigmas.double()
+            inside = (values >= 0) & (values <= 1)  # NaN is outside
+            if bool(inside.all()):
+                return
+            outside = values[~inside]
+            got = f"{outside[0].item():g}"
+            if values.numel() > 1:
+                got = f"{outside.numel()} of {values.numel()} values outside it, e.g. {got}"
+        elif is_real(sigmas):
+            if 0 <= sigmas <= 1:
+                return
+            got = f"{sigmas!r}"
+        else:
+            return  # anything else fails in `torch.as_tensor` with torch's own message
+        raise ValueError(
+            f"sigmas must be noise levels in [0, 1], got {got}. add_noise takes sigmas, not timesteps: for "
+            "timesteps on the 0..num_train_timesteps scale (e.g. `scheduler.timesteps`) use "
+            "`scheduler.scale_noise(sample, timestep, noise)` or convert them with `scheduler.timestep_to_sigma`."
+        )
+
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, sigmas: float | torch.Tensor
     ) -> torch.Tensor:
@@ -503,16 +487,23 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
                 Gaussian noise, same shape as `original_samples`.
             sigmas (`float` or `torch.Tensor`):
                 Noise level(s) in `[0, 1]` (already shifted): a float, a 0-d tensor or a `(batch_size,)` tensor; it is
-                broadcast over the trailing dims.
+                broadcast over the trailing dims. Not timesteps: values outside `[0, 1]` (e.g. `scheduler.timesteps`
+                on the 0..1000 scale, as diffusers' DDPM-style training scripts pass) raise a `ValueError`; convert
+                them with [`~UniFlowScheduler.timestep_to_sigma`] or use [`~UniFlowScheduler.scale_noise`].
 
         Returns:
             `torch.Tensor`: The noisy samples, in the dtype of `original_samples`.
+
+        Raises:
+            `ValueError`: If a sigma lies outside `[0, 1]` or is NaN (not checked while compiling: the check would
+            break the graph), or if the shapes do not match.
         """
         if noise.shape != original_samples.shape:
             raise ValueError(
                 f"noise must have the shape of original_samples {tuple(original_samples.shape)}, "
                 f"got {tuple(noise.shape)}"
             )
+        self._check_sigmas(sigmas)
         sigmas = torch.as_tensor(sigmas).to(device=original_samples.device, dtype=original_samples.dtype)
         if original_samples.ndim == 0:
             raise ValueError("original_samples must have a batch dimension, got a 0-d tensor")

@@ -7,6 +7,7 @@ The methods live in a mixin so that the scheduler's file stays readable; they us
 (`text_source`, `text_kappa_exponent`, `text_vocab_size`, `mask_token_id`, `text_final_step`) and its `text_times`.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,9 @@ from ..utils.torch_utils import as_float_tensor, random_device
 
 
 logger = logging.get_logger(__name__)
+
+TEXT_SOURCES = ("uniform", "mask")
+TEXT_FINAL_STEPS = ("argmax", "sample")
 
 # Tolerance used to decide that a text step reaches the data end (t + h >= 1).
 _TEXT_TIME_EPS = 1e-6
@@ -41,6 +45,28 @@ class UniFlowTextSchedulerOutput(BaseOutput):
 
 class DiscreteTextFlowMixin:
     """Text-stream methods of [`UniFlowScheduler`] (training noise, source tokens, the discrete Euler step)."""
+
+    @staticmethod
+    def _check_text_config(
+        text_source: str,
+        text_kappa_exponent: float,
+        text_vocab_size: int | None,
+        mask_token_id: int | None,
+        text_final_step: str,
+    ) -> None:
+        """Validates the text-stream arguments of [`UniFlowScheduler`]'s constructor."""
+        if text_source not in TEXT_SOURCES:
+            raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
+        if not is_real(text_kappa_exponent) or not math.isfinite(text_kappa_exponent) or text_kappa_exponent <= 0:
+            raise ValueError(f"text_kappa_exponent must be a positive finite float, got {text_kappa_exponent!r}")
+        if text_vocab_size is not None and (not is_int(text_vocab_size) or text_vocab_size <= 0):
+            raise ValueError(f"text_vocab_size must be a positive int or None, got {text_vocab_size!r}")
+        if mask_token_id is not None and (not is_int(mask_token_id) or mask_token_id < 0):
+            raise ValueError(f"mask_token_id must be a non-negative int or None, got {mask_token_id!r}")
+        if text_source == "mask" and mask_token_id is None:
+            raise ValueError("mask_token_id must be set when text_source is 'mask', got None")
+        if text_final_step not in TEXT_FINAL_STEPS:
+            raise ValueError(f"text_final_step must be one of {TEXT_FINAL_STEPS}, got {text_final_step!r}")
 
     def kappa(self, t: float | torch.Tensor) -> torch.Tensor:
         """
@@ -68,6 +94,37 @@ class DiscreteTextFlowMixin:
         """
         n = self.config.text_kappa_exponent
         return n * as_float_tensor(t) ** (n - 1)
+
+    def text_time_to_timestep(self, text_time: float | torch.Tensor) -> torch.Tensor:
+        """
+        Maps the text flow time `t` (0 = source noise, 1 = data) to the timestep the model sees for the text stream,
+        `round((1 - t) * num_train_timesteps)` clamped to `[0, num_train_timesteps]` (the Uni-ViGU training map).
+
+        Args:
+            text_time (`float` or `torch.Tensor`):
+                Text flow time(s).
+
+        Returns:
+            `torch.FloatTensor`: The float32 timesteps (integral values), same shape as `text_time`.
+        """
+        num_train_timesteps = self.config.num_train_timesteps
+        t = torch.as_tensor(text_time)
+        dtype = torch.float32 if t.device.type == "mps" else torch.float64
+        timestep = torch.round((1.0 - t.to(dtype)) * num_train_timesteps).clamp(0, num_train_timesteps)
+        return timestep.to(torch.float32)
+
+    def timestep_to_text_time(self, timestep: float | torch.Tensor) -> torch.Tensor:
+        """
+        Inverse of [`~UniFlowScheduler.text_time_to_timestep`] (up to rounding): `t = 1 - timestep / num_train_timesteps`.
+
+        Args:
+            timestep (`float` or `torch.Tensor`):
+                Text-stream timestep(s) in `[0, num_train_timesteps]`.
+
+        Returns:
+            `torch.Tensor`: The text time(s) in `[0, 1]`.
+        """
+        return 1.0 - as_float_tensor(timestep) / self.config.num_train_timesteps
 
     def sample_text_source(
         self,

@@ -1,8 +1,9 @@
 """The shapes world: a procedural video world whose generation and captioning can be scored exactly (the demo of
 the embedded default model, `univigu_hf.DEFAULT_MODEL`).
 
-`world` renders clips and captions, `scoring` reads them back, `metrics/` wraps the scorer as `evaluate` metrics,
-`autoencoder` trains the demo's small VAE, and `default_model/` is the trained pipeline.
+`world` renders clips and captions, `detection` and `scoring` read them back, `metrics/` wraps the scorer as
+`evaluate` metrics, `autoencoder` trains the demo's small VAE, and `default_model/` is the trained pipeline. `demo` and
+`foundation_demo` are what `univigu demo` and `univigu demo --foundation` run.
 """
 
 from .world import (

@@ -17,7 +17,8 @@ from PIL import Image
 from .. import __version__
 from ..pipelines.video_io import load_video_file, write_video
 from ..utils.saving import atomic_file, write_text_atomic
-from .scoring import ATTRIBUTES, PROMPT_ATTRIBUTES, UNKNOWN, detect_attributes, parse_caption
+from .detection import ATTRIBUTES, UNKNOWN, detect_attributes
+from .scoring import PROMPT_ATTRIBUTES, parse_caption
 from .world import HELD_OUT_PROMPTS, TRAIN_PROMPTS, ShapeAttributes
 
 

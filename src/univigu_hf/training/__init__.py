@@ -1,7 +1,8 @@
 """Training Uni-ViGU: the unified-flow loss, a collator, dataset preparation and a `transformers.Trainer` subclass."""
 
 from .collator import UniViGUDataCollator
-from .data import STAGES, count_truncated, load_video_dataset, prepare_dataset
+from .data import count_truncated, prepare_dataset
+from .dataset_loading import STAGES, load_video_dataset
 from .loss import (
     GENERATION,
     JOINT,

@@ -12,25 +12,33 @@ Typical use:
 dataset, base_dir = load_video_dataset("path/to/videos", stage="refine")  # folder with metadata.jsonl + clips
 prepared = prepare_dataset(pipeline, dataset, stage="refine", base_dir=base_dir, cache_dir="prepared_cache")
 ```
+
+Loading is in `dataset_loading.py`, reading the videos in `video_reading.py`, and the cache (its keys, the pipeline
+fingerprint, the atomic writes) in `prepared_cache.py`; the batches are made by `collator.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
 import torch
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from transformers.utils import logging
+
+from .dataset_loading import check_columns, check_stage
+from .prepared_cache import (
+    CACHE_FORMAT_VERSION,
+    cache_key,
+    entry_of_another_stage,
+    pipeline_fingerprint,
+    prepare_into_cache,
+)
+from .video_reading import read_videos, video_files_digest
 
 
 if TYPE_CHECKING:
@@ -39,156 +47,8 @@ if TYPE_CHECKING:
 
 logger = logging.get_logger(__name__)
 
-STAGES = ("recall", "refine")
-"""Training stages: `"recall"` trains the text stream on the prompt, `"refine"` on the detailed caption."""
-
-METADATA_FILES = ("metadata.jsonl", "metadata.csv")
-"""Metadata file names looked up, in this order, in a local dataset folder."""
-
 PREPARED_COLUMNS = ("video_latents", "prompt_embeds", "prompt_ids", "text_ids", "text_truncated")
 """Columns that [`prepare_dataset`] adds to the dataset."""
-
-CACHE_FORMAT_VERSION = 1
-"""Part of every cache key; bumped when the prepared format changes so that old caches are not reused."""
-
-_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-_COLUMN_ROLES = {"video_column": "video", "prompt_column": "prompt", "caption_column": "caption"}
-# Video files are decoded by an ffmpeg subprocess each, so a few threads overlap its start-up and decoding (measured
-# in `benchmarks/data_preparation.py`, see docs/training.md).
-_VIDEO_READERS = 4
-_WEIGHT_SAMPLES = 256  # values sampled from every weight tensor for the pipeline fingerprint
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Loading
-# ----------------------------------------------------------------------------------------------------------------------
-def load_video_dataset(
-    dataset_name: str | os.PathLike,
-    *,
-    split: str = "train",
-    video_column: str = "file_name",
-    prompt_column: str = "prompt",
-    caption_column: str = "caption",
-    stage: str = "recall",
-    dataset_config: str | None = None,
-) -> tuple[datasets.Dataset, str | None]:
-    """
-    Loads a video-text dataset and checks that it has the columns the training `stage` needs.
-
-    `dataset_name` can be:
-
-    - a local folder with a `metadata.jsonl` (or `metadata.csv`) file, the `datasets` folder convention: one row per
-      clip, the video column holding paths relative to the folder (absolute paths work too). The metadata is read
-      with the `json`/`csv` builder (the `videofolder` builder needs a video decoding backend and is not used);
-    - a local `.jsonl`, `.json`, `.csv` or `.parquet` file: video paths are relative to the file's folder;
-    - a local folder without a metadata file (e.g. a clone of a Hub dataset repository): loaded with
-      `datasets.load_dataset(folder, dataset_config, split=split)`, video paths relative to the folder;
-    - otherwise a Hub dataset name, loaded with `datasets.load_dataset(dataset_name, dataset_config, split=split)`;
-      its video paths are used as they are (absolute, or relative to the working directory).
-
-    Args:
-        dataset_name (`str` or `os.PathLike`): the folder, file or Hub dataset name.
-        split (`str`, defaults to `"train"`): the split to load. Local metadata files only have `"train"`, which
-            accepts the `datasets` slicing syntax (e.g. `"train[:100]"`).
-        video_column (`str`, defaults to `"file_name"`): the column with the video paths.
-        prompt_column (`str`, defaults to `"prompt"`): the column with the (short) generation prompts.
-        caption_column (`str`, defaults to `"caption"`): the column with the detailed captions; only required for
-            `stage="refine"`.
-        stage (`str`, defaults to `"recall"`): one of [`STAGES`].
-        dataset_config (`str`, *optional*): the configuration name of a Hub dataset.
-
-    Returns:
-        `tuple[datasets.Dataset, str | None]`: the dataset and the directory that relative video paths are resolved
-        against (pass it as `base_dir` to [`prepare_dataset`]); `None` for a Hub dataset.
-
-    Raises:
-        `ValueError`: for an unknown `stage`, a missing column (the message names the column, the argument that
-            overrides it and the available columns), an empty dataset, or a local file of an unsupported type.
-        `FileNotFoundError`: when `dataset_name` looks like a local path that does not exist.
-    """
-    _check_stage(stage)
-    name = os.fspath(dataset_name)
-    path = os.path.expanduser(name)
-    if os.path.isdir(path):
-        base_dir = os.path.abspath(path)
-        metadata = next((os.path.join(path, f) for f in METADATA_FILES if os.path.isfile(os.path.join(path, f))), None)
-        if metadata is not None:
-            dataset = _load_data_file(metadata, split)
-        else:
-            dataset = datasets.load_dataset(path, dataset_config, split=split)
-    elif os.path.isfile(path):
-        base_dir = os.path.dirname(os.path.abspath(path))
-        dataset = _load_data_file(path, split)
-    elif _looks_like_local_path(name):
-        raise FileNotFoundError(f"dataset {name!r} not found: no such file or folder")
-    else:
-        base_dir = None
-        dataset = datasets.load_dataset(name, dataset_config, split=split)
-    if not isinstance(dataset, datasets.Dataset):
-        raise ValueError(f"expected a map-style datasets.Dataset for split {split!r}, got {type(dataset).__name__}")
-    _check_columns(
-        dataset, stage=stage, video_column=video_column, prompt_column=prompt_column, caption_column=caption_column
-    )
-    if len(dataset) == 0:
-        raise ValueError(f"dataset {name!r} (split {split!r}) is empty")
-    return dataset, base_dir
-
-
-def _load_data_file(path: str, split: str) -> datasets.Dataset:
-    extension = os.path.splitext(path)[1].lower()
-    builder = _FILE_BUILDERS.get(extension)
-    if builder is None:
-        raise ValueError(
-            f"unsupported metadata file {path!r}: expected one of {sorted(_FILE_BUILDERS)} (or a folder with "
-            f"{' or '.join(METADATA_FILES)})"
-        )
-    if _is_empty_data_file(path, extension):  # `datasets` fails on these with unhelpful errors
-        raise ValueError(f"dataset file {path!r} is empty (no rows)")
-    return datasets.load_dataset(builder, data_files=os.path.abspath(path), split=split)
-
-
-def _is_empty_data_file(path: str, extension: str) -> bool:
-    if extension == ".parquet":
-        return False
-    if extension == ".json" and os.path.getsize(path) > 64:
-        return False
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        if extension == ".json":
-            return "".join(handle.read().split()) in ("", "[]", "{}")
-        needed = 2 if extension == ".csv" else 1  # a csv header is not a row
-        found = 0
-        for line in handle:
-            found += bool(line.strip())
-            if found >= needed:
-                return False
-    return True
-
-
-def _looks_like_local_path(name: str) -> bool:
-    return (
-        name.startswith(("/", "./", "../", "~", ".\\", "..\\"))
-        or os.path.isabs(name)
-        or os.path.splitext(name)[1].lower() in _FILE_BUILDERS
-        or name.count("/") > 1
-    )
-
-
-def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-
-
-def _check_columns(dataset: datasets.Dataset, *, stage: str, **columns: str) -> None:
-    required = ["video_column", "prompt_column"] + (["caption_column"] if stage == "refine" else [])
-    available = list(dataset.column_names)
-    for argument in required:
-        column = columns[argument]
-        if column not in available:
-            needed = f" (needed for stage {stage!r})" if argument == "caption_column" else ""
-            raise ValueError(
-                f"the {_COLUMN_ROLES[argument]} column {column!r} is not in the dataset{needed}; pass "
-                f"--{argument} (`{argument}=`) to use another column. Available columns: {available}"
-            )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -285,10 +145,10 @@ def prepare_dataset(
             encoding, since the cache key stats every file).
         `TypeError`: if `dataset` is not a `datasets.Dataset`.
     """
-    _check_stage(stage)
+    check_stage(stage)
     if not isinstance(dataset, datasets.Dataset):
         raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
-    _check_columns(
+    check_columns(
         dataset, stage=stage, video_column=video_column, prompt_column=prompt_column, caption_column=caption_column
     )
     if len(dataset) == 0:
@@ -318,10 +178,10 @@ def prepare_dataset(
         "max_text_length": max_text_length,
         "max_sequence_length": max_sequence_length,
         "base_dir": base_dir,
-        "videos": _video_files_digest(dataset[video_column], base_dir),
+        "videos": video_files_digest(dataset[video_column], base_dir),
         "pipeline": pipeline_fingerprint(pipeline),
     }
-    key = _cache_key(settings)
+    key = cache_key(settings)
 
     target = other_stage = None
     if cache_dir is not None:
@@ -332,7 +192,7 @@ def prepare_dataset(
             prepared = datasets.load_from_disk(target)
             _warn_truncated(prepared, max_text_length, stage)
             return prepared
-        other_stage = _entry_of_another_stage(cache_dir, settings)
+        other_stage = entry_of_another_stage(cache_dir, settings)
 
     features = datasets.Features(dict(dataset.features))
     text_dim = _text_dim(pipeline)
@@ -384,7 +244,7 @@ def prepare_dataset(
         if target is None:
             prepared = dataset.map(function, **map_kwargs)
         else:
-            prepared = _prepare_into_cache(dataset, function, map_kwargs, cache_dir, target, key, settings)
+            prepared = prepare_into_cache(dataset, function, map_kwargs, cache_dir, target, key, settings)
     _warn_truncated(prepared, max_text_length, stage)
     return prepared
 
@@ -400,31 +260,6 @@ def count_truncated(dataset: datasets.Dataset) -> int:
     if "text_truncated" not in dataset.column_names:
         raise ValueError("dataset has no `text_truncated` column: it was not prepared by prepare_dataset")
     return int(sum(bool(flag) for flag in dataset.with_format(None)["text_truncated"]))
-
-
-def pipeline_fingerprint(pipeline: UniViGUPipeline) -> str:
-    """
-    A cheap fingerprint of what determines the prepared data: the configs, dtypes, parameter names/shapes and an
-    exact strided sample of values of every weight tensor of the VAE and the text encoder, the tokenizer (class,
-    vocabulary, special tokens, padding/truncation side) and the pipeline's config. Reading it costs a few hundred
-    small tensor reads, not a pass over the weights; it changes when weights are retrained, merged or swapped (an edit
-    of a few isolated values can go unnoticed). Independent of the device the modules are on.
-
-    Returns:
-        `str`: a hex digest.
-    """
-    digest = hashlib.sha256()
-    payload = {
-        "pipeline_config": {k: v for k, v in dict(pipeline.config).items() if not k.startswith("_")},
-        "vae": _module_fingerprint(pipeline.vae),
-        "text_encoder": _module_fingerprint(pipeline.text_encoder),
-        "tokenizer": _tokenizer_fingerprint(pipeline.tokenizer),
-        "vae_tiling": bool(getattr(pipeline.vae, "use_tiling", False)),
-        "patch_size": list(pipeline.transformer.config.patch_size),
-        "text_vocab_size": pipeline.transformer.config.text_vocab_size,
-    }
-    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -487,8 +322,16 @@ class _BatchPreparer:
         }
 
     def _encode_videos(self, videos: list, indices: list[int]) -> list[np.ndarray]:
-        with ThreadPoolExecutor(max_workers=min(_VIDEO_READERS, max(1, len(videos)))) as readers:
-            pixels = list(readers.map(self._read_video, videos, indices))
+        settings = self.settings
+        pixels = read_videos(
+            self.pipeline,
+            videos,
+            indices,
+            base_dir=self.base_dir,
+            height=settings["height"],
+            width=settings["width"],
+            num_frames=settings["num_frames"],
+        )
         latents: list[np.ndarray | None] = [None] * len(pixels)
         groups: dict[tuple[int, ...], list[int]] = {}
         for position, clip in enumerate(pixels):  # clips of one shape are encoded in one VAE call
@@ -498,16 +341,6 @@ class _BatchPreparer:
             for position, clip_latents in zip(positions, encoded):
                 latents[position] = clip_latents.numpy()
         return latents
-
-    def _read_video(self, value: Any, index: int) -> torch.Tensor:
-        settings = self.settings
-        with _video_path(value, self.base_dir, index) as path:
-            try:
-                return self.pipeline.preprocess_video(
-                    path, height=settings["height"], width=settings["width"], num_frames=settings["num_frames"]
-                )
-            except (FileNotFoundError, ValueError) as error:
-                raise ValueError(f"row {index}: could not prepare video {path!r}: {error}") from None
 
     def _tokenize(self, texts: list[str], indices: list[int], column: str) -> tuple[list[list[int]], list[bool]]:
         tokenizer, length = self.pipeline.tokenizer, self.settings["max_text_length"]
@@ -531,121 +364,11 @@ class _TextTargetPreparer(_BatchPreparer):
         return self._text_columns(_strings(batch[self.prompt_column], indices, self.prompt_column), batch, indices)
 
 
-def _entry_of_another_stage(cache_dir: str, settings: dict) -> str | None:
-    """A finished cache entry whose settings equal `settings` in everything but the stage, if there is one."""
-    for stage in STAGES:
-        if stage == settings["stage"]:
-            continue
-        entry = os.path.join(cache_dir, _cache_key({**settings, "stage": stage}))
-        if os.path.isfile(os.path.join(entry, "state.json")):
-            return entry
-    return None
-
-
-def _cache_key(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
 def _strings(values: list, indices: list[int], column: str) -> list[str]:
     for value, index in zip(values, indices):
         if not isinstance(value, str):
             raise ValueError(f"row {index}: the {column!r} column must hold strings, got {value!r}"[:300])
     return list(values)
-
-
-def _resolve_video(value: Any, base_dir: str | None) -> str | None:
-    """The file path of a video-column value (`None` for an embedded `{"bytes": ...}` record without a path)."""
-    if isinstance(value, dict):
-        if value.get("bytes") is not None:
-            return None
-        value = value.get("path")
-    if not isinstance(value, (str, os.PathLike)):
-        return None
-    path = os.path.expanduser(os.fspath(value))
-    if base_dir is not None and not os.path.isabs(path):
-        path = os.path.join(base_dir, path)
-    return path
-
-
-@contextlib.contextmanager
-def _video_path(value: Any, base_dir: str | None, index: int) -> Iterator[str]:
-    """Yields a readable path for a video-column value; embedded bytes go through a temporary file."""
-    path = _resolve_video(value, base_dir)
-    if path is not None:
-        yield path
-        return
-    if isinstance(value, dict) and value.get("bytes") is not None:
-        suffix = os.path.splitext(value.get("path") or "")[1] or ".mp4"
-        handle, temporary = tempfile.mkstemp(suffix=suffix)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(value["bytes"])
-            yield temporary
-        finally:
-            os.remove(temporary)
-        return
-    raise ValueError(f"row {index}: the video column must hold file paths, got {value!r}"[:300])
-
-
-def _video_files_digest(values, base_dir: str | None) -> str:
-    """Hash of every referenced video file's path, size and modification time (changing a clip changes the key)."""
-    digest = hashlib.sha256()
-    for index, value in enumerate(values):
-        path = _resolve_video(value, base_dir)
-        if path is None:
-            digest.update(f"{index}:embedded\n".encode())
-            continue
-        try:
-            stat = os.stat(path)
-        except OSError:
-            raise ValueError(f"row {index}: video file not found: {path!r}") from None
-        digest.update(f"{index}:{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _module_fingerprint(module: torch.nn.Module | None) -> dict | None:
-    if module is None:
-        return None
-    config = getattr(module, "config", None)
-    if hasattr(config, "to_dict"):
-        config = config.to_dict()
-    config = {
-        k: v
-        for k, v in dict(config or {}).items()
-        # Save/load metadata only (tensor dtypes are hashed below with the weights).
-        if not k.startswith("_")
-        and k not in ("transformers_version", "name_or_path", "architectures", "dtype", "torch_dtype")
-    }
-    digest = hashlib.sha256()
-    samples = []
-    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
-        if tensor.device.type == "meta" or tensor.numel() == 0:
-            continue
-        flat = tensor.detach().reshape(-1)
-        samples.append(flat[:: max(1, flat.numel() // _WEIGHT_SAMPLES)][:_WEIGHT_SAMPLES].float().cpu())
-    if samples:
-        digest.update(torch.cat(samples).numpy().tobytes())
-    return {"class": type(module).__name__, "config": config, "weights": digest.hexdigest()}
-
-
-def _tokenizer_fingerprint(tokenizer) -> dict:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        # Truncation/padding are call-time state that a saved tokenizer may carry from its last call (e.g. after
-        # encode_prompt): they do not change the ids prepare_dataset produces, which sets both explicitly.
-        state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
-        vocabulary = json.dumps(state, sort_keys=True)
-    else:
-        vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
-    return {
-        "class": type(tokenizer).__name__,
-        "size": len(tokenizer),
-        "vocabulary": hashlib.sha256(vocabulary.encode()).hexdigest(),
-        "special_tokens": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
-        "padding_side": getattr(tokenizer, "padding_side", None),
-        "truncation_side": getattr(tokenizer, "truncation_side", None),
-    }
 
 
 def _text_dim(pipeline) -> int:
@@ -675,27 +398,6 @@ def _modules_on(pipeline, device: str | torch.device | None) -> Iterator[None]:
                 module.to(place)
 
 
-def _prepare_into_cache(dataset, function, map_kwargs, cache_dir, target, key, settings) -> datasets.Dataset:
-    """Runs the map into a temporary folder of `cache_dir`, then moves the saved dataset to `target` atomically."""
-    os.makedirs(cache_dir, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=cache_dir)
-    try:
-        mapped = dataset.map(function, cache_file_name=os.path.join(temporary, "map.arrow"), **map_kwargs)
-        staged = os.path.join(temporary, "dataset")
-        mapped.save_to_disk(staged)
-        del mapped
-        with open(os.path.join(staged, "univigu_prepare.json"), "w", encoding="utf-8") as handle:
-            json.dump(settings, handle, indent=2, sort_keys=True, default=str)
-        try:
-            os.replace(staged, target)
-        except OSError:
-            if not os.path.isfile(os.path.join(target, "state.json")):  # not a concurrent writer's finished entry
-                raise
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    return datasets.load_from_disk(target)
-
-
 def _warn_truncated(dataset: datasets.Dataset, max_text_length: int, stage: str) -> None:
     count = count_truncated(dataset)
     if count:
@@ -706,4 +408,4 @@ def _warn_truncated(dataset: datasets.Dataset, max_text_length: int, stage: str)
         )
 
 
-__all__ = ["STAGES", "count_truncated", "load_video_dataset", "pipeline_fingerprint", "prepare_dataset"]
+__all__ = ["PREPARED_COLUMNS", "count_truncated", "prepare_dataset"]

@@ -21,7 +21,8 @@ from ..pipelines import UniViGUPipeline
 from ..utils.saving import STAGING_PREFIX, commit_directory, write_text_atomic
 from ..utils.torch_utils import diffusers_dtype_kwargs
 from .collator import UniViGUDataCollator
-from .data import load_video_dataset, prepare_dataset
+from .data import prepare_dataset
+from .dataset_loading import load_video_dataset
 from .loss import UniFlowTrainingConfig
 from .trainer import TRAINABLE_CHOICES, UniViGUTrainer, set_trainable
 

@@ -209,8 +209,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """
     `with atomic_file("out.mp4") as temporary:` write the file to `temporary` (a new, empty file in the same folder,
     with the same extension, so writers that choose the format by it still do); on a normal exit it is flushed and
-    renamed onto `path` in one atomic step, on any exception (Ctrl-C included) it is deleted and `path` is left as it
-    was. The file is therefore complete or absent, never half-written.
+    renamed onto `path` in one atomic step, on any exception (Ctrl-C included) or SIGTERM it is deleted and `path` is
+    left as it was. The file is therefore complete or absent, never half-written.
 
     Raises:
         `IsADirectoryError` if `path` is a folder; `FileNotFoundError` if its folder does not exist;
@@ -229,14 +229,39 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     os.umask(umask)
     os.chmod(temporary, 0o666 & ~umask)  # the permissions of a plainly created file, not mkstemp's 0600
     try:
-        yield temporary
-        _fsync(temporary)
-        os.replace(temporary, path)
+        with terminate_raises():
+            yield temporary
+            _fsync(temporary)
+            os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
     _fsync(folder, directory=True)
+
+
+@contextlib.contextmanager
+def terminate_raises() -> Iterator[None]:
+    """
+    While inside, SIGTERM (`kill`, a job scheduler's stop) raises `SystemExit(143)` in the main thread instead of
+    ending the process at once, so that `finally` and `except` blocks (the removal of a half-written file) run. Only
+    when SIGTERM has its default action: a handler the program installed (accelerate's, a Trainer's) is left alone.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

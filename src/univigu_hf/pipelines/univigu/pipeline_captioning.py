@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import torch
+from diffusers.utils import logging
 from diffusers.utils.torch_utils import get_module_execution_device
 
 from ...utils.checks import is_int
@@ -10,6 +11,8 @@ from ...utils.torch_utils import per_sample_generators
 from ..video_io import resize_and_center_crop, to_clips
 from .pipeline_output import UniViGUPipelineOutput
 
+
+logger = logging.get_logger(__name__)
 
 VIDEO_CACHE_MODES = ("off", "exact", "approx")
 
@@ -63,6 +66,12 @@ class UniViGUCaptioningMixin:
             count = num_frames
             if count is None:
                 count = min((clip.num_frames - 1) // temporal * temporal + 1, self.config.default_num_frames)
+                if count < self.config.default_num_frames:
+                    logger.warning(
+                        f"video {clip.source} has {clip.num_frames} frames, so {count} are used: fewer than the "
+                        f"{self.config.default_num_frames} this pipeline takes by default (default_num_frames); a "
+                        "model trained on longer clips may caption it poorly"
+                    )
             elif clip.num_frames < count:
                 raise ValueError(
                     f"video has {clip.num_frames} frames but num_frames={count} were requested; accepted: "
@@ -141,8 +150,8 @@ class UniViGUCaptioningMixin:
                 "video_cache='exact' (or 'approx') instead. Call pipe.transformer.disable_cache() before captioning."
             )
         video_cache = self._resolve_video_cache(video_cache, video_cache_refresh)
-        self.check_inputs(
-            prompt,
+        inputs = self.check_inputs(
+            prompt=prompt,
             height=height,
             width=width,
             num_frames=num_frames,
@@ -153,8 +162,7 @@ class UniViGUCaptioningMixin:
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
         )
-        steps = self._resolve_steps(num_inference_steps)
-        length = self.resolve_text_length(max_text_length)
+        self._interrupt = False
         device = self._execution_device
         pixels = self._preprocess_clips(video, height, width, num_frames)
         batch = len(pixels)
@@ -170,7 +178,14 @@ class UniViGUCaptioningMixin:
                     f"prompt has {len(prompts)} entries but {batch} videos were given; accepted: one prompt per video "
                     "or a single prompt for all"
                 )
-            prompt_embeds, _ = self._encode_conditions(prompts, None, 1, max_sequence_length, device, cfg=False)
+            prompt_embeds, _ = self._encode_conditions(
+                prompts=prompts,
+                negative_prompt=None,
+                num_videos_per_prompt=1,
+                max_sequence_length=max_sequence_length,
+                device=device,
+                cfg=False,
+            )
 
         # Videos with different frame counts are captioned in groups of one frame count (one loop each), so every
         # video keeps its own frames whatever else is in the batch.
@@ -180,15 +195,15 @@ class UniViGUCaptioningMixin:
         text_ids = [None] * batch
         for indices in groups.values():
             rows = self._caption_group(
-                torch.stack([pixels[i] for i in indices]),
-                None if prompt_embeds is None else prompt_embeds[indices],
-                None if generators is None else [generators[i] for i in indices],
-                steps,
-                length,
-                video_cache,
-                video_cache_refresh,
-                callback_on_step_end,
-                callback_on_step_end_tensor_inputs,
+                pixels=torch.stack([pixels[i] for i in indices]),
+                prompt_embeds=None if prompt_embeds is None else prompt_embeds[indices],
+                generators=None if generators is None else [generators[i] for i in indices],
+                steps=inputs.num_inference_steps,
+                length=inputs.max_text_length,
+                video_cache=video_cache,
+                video_cache_refresh=video_cache_refresh,
+                callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             )
             for i, row in zip(indices, rows):
                 text_ids[i] = row
@@ -200,6 +215,7 @@ class UniViGUCaptioningMixin:
 
     def _caption_group(
         self,
+        *,
         pixels,
         prompt_embeds,
         generators,
@@ -211,11 +227,10 @@ class UniViGUCaptioningMixin:
         callback_on_step_end_tensor_inputs,
     ) -> torch.Tensor:
         """The caption denoising loop for videos of one frame count `(batch, 3, frames, H, W)`; returns the token
-        ids `(batch, length)`."""
+        ids `(batch, length)` (as they were where `pipe._interrupt` stopped the loop, if it did)."""
         device = self._execution_device
         batch = pixels.shape[0]
         latents = self.encode_video(pixels).to(device)
-        self._num_timesteps = steps
         self._check_finite_output(
             "The VAE-encoded video latents",
             latents,
@@ -223,14 +238,16 @@ class UniViGUCaptioningMixin:
             "float32 for the vae",
         )
         self.scheduler.set_timesteps(steps, device=device, text_time_schedule="uniform")
-        text_ids = self._sample_text_source(batch, length, generators, device)
+        text_ids = self._sample_text_source(batch=batch, length=length, generators=generators, device=device)
         video_timestep = torch.zeros(batch, device=device)
         latents = latents.to(self.transformer.dtype)
         text_times = self.scheduler.text_times
-        self._num_timesteps, self._interrupt = steps, False
+        self._num_timesteps = steps
         video_context = None
         with self.progress_bar(total=steps) as progress_bar:
             for i in range(steps):
+                if self.interrupt:
+                    continue
                 t_text = text_times[i]
                 text_timestep = self.scheduler.text_time_to_timestep(t_text).expand(batch).to(device)
                 full_step = video_context is None or (video_cache_refresh is not None and i % video_cache_refresh == 0)
@@ -252,13 +269,16 @@ class UniViGUCaptioningMixin:
                     ).text_logits
                 self._check_finite_output("text_logits", logits, step=i)
                 text_ids = self._step_text(logits, t_text, text_ids, generators, text_times[i + 1])
-                if callback_on_step_end is not None:
-                    tensors = {"latents": latents, "prompt_embeds": prompt_embeds, "text_ids": text_ids}
-                    tensors["negative_prompt_embeds"] = None
-                    outputs = self._run_callback(
-                        callback_on_step_end, i, t_text, callback_on_step_end_tensor_inputs, tensors
-                    )
-                    text_ids = outputs.pop("text_ids", text_ids)
+                tensors = {
+                    "latents": latents,
+                    "prompt_embeds": prompt_embeds,
+                    "negative_prompt_embeds": None,
+                    "text_ids": text_ids,
+                }
+                tensors = self._run_callback(
+                    callback_on_step_end, i, t_text, callback_on_step_end_tensor_inputs, tensors
+                )
+                text_ids = tensors["text_ids"]  # the caption loop takes only the caption back
                 progress_bar.update()
 
         return text_ids

@@ -105,6 +105,8 @@ class UniViGUPipelineLoadingMixin:
         transformer's `text_vocab_size` raise a clear error.
         """
         source = os.fspath(pretrained_model_name_or_path)
+        if os.path.isdir(source):
+            check_pipeline_folder(source, kwargs)
         try:
             pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except (SafetensorError, pickle.UnpicklingError) as error:
@@ -199,6 +201,75 @@ class UniViGUPipelineLoadingMixin:
             name = TRANSFORMERS_INDEX_NAME if variant is None else f"model.safetensors.index.{variant}.json"
             with open(os.path.join(save_directory, name), "w", encoding="utf-8") as handle:
                 json.dump(index, handle, indent=2, sort_keys=True)
+
+
+# Weight files as diffusers and transformers name them: `{diffusion_pytorch_model|model}[.variant].{safetensors|bin}`,
+# or a shard index `...{safetensors|bin}.index[.variant].json`.
+_WEIGHTS_FILE = re.compile(
+    r"(?:diffusion_pytorch_model|model|pytorch_model)(?:\.([^.]+))?\.(?:safetensors|bin)"
+    r"|(?:diffusion_pytorch_model|model|pytorch_model)\.(?:safetensors|bin)\.index(?:\.([^.]+))?\.json"
+)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model", "vocab.json", "tokenizer.model")
+
+
+def check_pipeline_folder(folder: str, kwargs: dict) -> None:
+    """
+    Names what a local pipeline folder lacks before diffusers loads it (diffusers' own errors name a fallback file,
+    `diffusion_pytorch_model.bin`, or a missing tokenizer backend instead): a component folder that `model_index.json`
+    lists, the tokenizer's files, or any weights file; weights saved only as a variant (`model.fp16.safetensors`)
+    loaded without `variant=`.
+
+    Args:
+        folder (`str`): the pipeline folder.
+        kwargs (`dict`): the `from_pretrained` arguments (components passed in are not checked; `variant`).
+
+    Raises:
+        `ValueError` naming the folder, the component and the file or argument needed.
+    """
+    index_path = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index_path):
+        return  # diffusers names the missing model_index.json
+    with open(index_path, encoding="utf-8") as handle:
+        index = json.load(handle)
+    variant = kwargs.get("variant")
+    for name, spec in index.items():
+        if name.startswith("_") or name in kwargs or not isinstance(spec, list) or None in spec:
+            continue
+        component_dir = os.path.join(folder, name)
+        if not os.path.isdir(component_dir):
+            raise ValueError(
+                f"The pipeline folder {folder!r} has no {name}/ folder, which its model_index.json lists ({spec[1]}): "
+                f"the download or copy is incomplete; re-download or re-save it, or pass {name}=... to from_pretrained"
+            )
+        files = os.listdir(component_dir)
+        if name == "tokenizer":
+            if not any(file in files for file in _TOKENIZER_FILES):
+                raise ValueError(
+                    f"The tokenizer folder {component_dir!r} has none of the tokenizer files {_TOKENIZER_FILES}: the "
+                    "download or copy is incomplete; re-download or re-save the pipeline"
+                )
+            continue
+        if "config.json" not in files or name == "scheduler":
+            continue  # a scheduler has no weights; diffusers names a missing config.json
+        variants = set()
+        for file in files:
+            match = _WEIGHTS_FILE.fullmatch(file)
+            if match:
+                variants.add(match.group(1) or match.group(2))
+        if not variants:
+            raise ValueError(
+                f"The {name} folder {component_dir!r} has a config.json but no weights file (e.g. "
+                "diffusion_pytorch_model.safetensors or model.safetensors): the download or copy is incomplete; "
+                "re-download or re-save the pipeline"
+            )
+        if variant not in variants and (variant is None or None not in variants):
+            # (A requested variant missing beside plain weights is diffusers' to resolve: it falls back to them.)
+            saved = sorted(v for v in variants if v is not None)
+            raise ValueError(
+                f"The {name} weights in {component_dir!r} are saved only as variant(s) {saved}, not "
+                f"{'the plain file' if variant is None else repr(variant)}: pass variant={saved[0]!r} to "
+                "from_pretrained"
+            )
 
 
 def _transformer_indexes(transformer_dir: str) -> dict[str | None, dict]:

@@ -6,29 +6,26 @@ import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, WanPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import logging
-from diffusers.utils.torch_utils import get_module_execution_device
 from diffusers.video_processor import VideoProcessor
 
 from ...models import UniViGUModel
 from ...schedulers import UniFlowScheduler
-from ...utils.checks import all_finite
 from ...utils.torch_utils import per_sample_generators
 from .pipeline_captioning import UniViGUCaptioningMixin
-from .pipeline_inputs import UniViGUPipelineInputsMixin
+from .pipeline_inputs import UniViGUPipelineInputsMixin, check_callback_tensor
 from .pipeline_loading import UniViGUPipelineLoadingMixin
-from .pipeline_output import UniViGUPipelineOutput
+from .pipeline_output import UniViGUPipelineOutput, UniViGUPipelineOutputMixin
 
 
 logger = logging.get_logger(__name__)
 
-_NON_FINITE_HINT = (
-    "The model produced them: float16 activations can overflow (use bfloat16 or float32: torch_dtype=...), the "
-    "weights may come from a diverged training run (check them for NaN), or the inputs were out of range"
-)
-
 
 class UniViGUPipeline(
-    UniViGUPipelineLoadingMixin, UniViGUPipelineInputsMixin, UniViGUCaptioningMixin, DiffusionPipeline
+    UniViGUPipelineLoadingMixin,
+    UniViGUPipelineInputsMixin,
+    UniViGUPipelineOutputMixin,
+    UniViGUCaptioningMixin,
+    DiffusionPipeline,
 ):
     r"""
     Uni-ViGU: one Wan2.1-based transformer that generates video from text ([`~UniViGUPipeline.generate_video`]),
@@ -76,29 +73,10 @@ class UniViGUPipeline(
         normalize_latents: bool = True,
     ):
         super().__init__()
-        # A component may be None (diffusers' `from_pretrained(..., transformer=None, vae=None)` loads the others,
-        # e.g. to run `encode_prompt` alone); the tasks that need it then say so.
-        if transformer is not None and not isinstance(transformer, UniViGUModel):
-            raise TypeError(f"transformer must be a UniViGUModel, got {type(transformer).__name__}")
-        if scheduler is not None and not isinstance(scheduler, UniFlowScheduler):
-            raise TypeError(f"scheduler must be a UniFlowScheduler, got {type(scheduler).__name__}")
-        vocab = None if transformer is None else transformer.config.text_vocab_size
-        if vocab is not None and tokenizer is not None and len(tokenizer) > vocab:
-            raise ValueError(
-                f"tokenizer does not match the transformer: it has {len(tokenizer)} tokens but text_vocab_size={vocab}; "
-                f"the tokenizer must have at most text_vocab_size tokens (its ids index the caption embedding). Use the "
-                "tokenizer the model was trained with, or grow the model with from_wan(..., text_vocab_size=len(tokenizer))"
-            )
-        scheduler_vocab = None if scheduler is None else scheduler.config.text_vocab_size
-        if vocab is not None and scheduler_vocab is not None and scheduler_vocab > vocab:
-            raise ValueError(
-                f"scheduler does not match the transformer: its text_vocab_size={scheduler_vocab} exceeds the "
-                f"transformer's text_vocab_size={vocab}; accepted: at most {vocab} (source tokens index the caption "
-                "embedding)"
-            )
-        if vocab is not None and scheduler is not None and scheduler_vocab is None:
+        self._check_components(tokenizer=tokenizer, transformer=transformer, scheduler=scheduler)
+        if transformer is not None and scheduler is not None and scheduler.config.text_vocab_size is None:
             # A scheduler built without the vocabulary (`UniFlowScheduler(shift=3.0)`) draws from the transformer's.
-            scheduler.register_to_config(text_vocab_size=vocab)
+            scheduler.register_to_config(text_vocab_size=transformer.config.text_vocab_size)
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer, scheduler=scheduler
         )
@@ -116,20 +94,37 @@ class UniViGUPipeline(
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
 
     # ----------------------------------------------------------------------------------------------------------------
-    # Memory helpers (diffusers conventions)
+    # VAE memory helpers: deprecated, as diffusers deprecated them (its pipelines now leave them to `pipe.vae`)
     # ----------------------------------------------------------------------------------------------------------------
+    def _deprecated_vae_method(self, method: str, vae_method: str) -> None:
+        import warnings
+
+        warnings.warn(
+            f"Calling `{method}()` on a `{self.__class__.__name__}` is deprecated and this method will be removed in a "
+            f"future version. Please use `pipe.vae.{vae_method}()`.",
+            FutureWarning,
+            stacklevel=3,
+        )
+
     def enable_vae_slicing(self):
-        """Decode/encode the batch one video at a time (less memory)."""
+        """Deprecated: use `pipe.vae.enable_slicing()` (decodes/encodes the batch one video at a time)."""
+        self._deprecated_vae_method("enable_vae_slicing", "enable_slicing")
         self.vae.enable_slicing()
 
     def disable_vae_slicing(self):
+        """Deprecated: use `pipe.vae.disable_slicing()`."""
+        self._deprecated_vae_method("disable_vae_slicing", "disable_slicing")
         self.vae.disable_slicing()
 
     def enable_vae_tiling(self):
-        """Decode/encode in spatial tiles (less memory for large videos)."""
+        """Deprecated: use `pipe.vae.enable_tiling()` (decodes/encodes in spatial tiles: less memory for large
+        videos)."""
+        self._deprecated_vae_method("enable_vae_tiling", "enable_tiling")
         self.vae.enable_tiling()
 
     def disable_vae_tiling(self):
+        """Deprecated: use `pipe.vae.disable_tiling()`."""
+        self._deprecated_vae_method("disable_vae_tiling", "disable_tiling")
         self.vae.disable_tiling()
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -157,6 +152,7 @@ class UniViGUPipeline(
 
     def _guided_forward(
         self,
+        *,
         latents,
         video_timestep,
         text_ids,
@@ -166,8 +162,13 @@ class UniViGUPipeline(
         negative_prompt_embeds,
         step_index: int,
     ):
-        """The transformer on the prompt condition, plus CFG on the video velocity (as WanPipeline) when enabled; each
-        call in its diffusers cache context (`"cond"` / `"uncond"`, with the step), as `WanPipeline`."""
+        """The transformer on the prompt condition, plus CFG on the video velocity when enabled; each call in its
+        diffusers cache context (`"cond"` / `"uncond"`, with where the loop is), as `WanPipeline`."""
+        cache_context_kwargs = {
+            "step_index": step_index,
+            "sigma": float(self.scheduler.sigmas[step_index]),
+            "num_inference_steps": self._num_timesteps,
+        }
 
         def forward(condition):
             return self.transformer(
@@ -180,243 +181,74 @@ class UniViGUPipeline(
                 return_dict=False,
             )
 
-        with self._cache_context("cond", step_index):
+        with self.transformer.cache_context("cond", **cache_context_kwargs):
             velocity, logits = forward(prompt_embeds)
         if self.do_classifier_free_guidance:
-            with self._cache_context("uncond", step_index):
+            with self.transformer.cache_context("uncond", **cache_context_kwargs):
                 uncond = forward(negative_prompt_embeds)[0]
             velocity = uncond + self._guidance_scale * (velocity - uncond)
         return velocity, logits
 
-    def _cache_context(self, name: str, step_index: int):
-        """The transformer's `cache_context` (diffusers' cache hooks keep one state per context), with where the loop
-        is, as `WanPipeline` passes it."""
-        return self.transformer.cache_context(
-            name,
-            step_index=step_index,
-            sigma=float(self.scheduler.sigmas[step_index]),
-            num_inference_steps=self._num_timesteps,
-        )
+    def _start_call(self, inputs) -> None:
+        """The per-call state callbacks read (`guidance_scale`, `current_timestep`, `interrupt`), reset for a call."""
+        self._guidance_scale = inputs.guidance_scale
+        self._current_timestep = None
+        self._interrupt = False
 
-    def _encode_conditions(
-        self,
-        prompts,
-        negative_prompt,
-        num_videos_per_prompt,
-        max_sequence_length,
-        device,
-        cfg,
-        prompt_embeds=None,
-        negative_prompt_embeds=None,
-    ):
-        """The prompt (and, with CFG, negative) embeddings, one row per output: encoded, or the given ones repeated
-        `num_videos_per_prompt` times."""
-        negative = None
-        if cfg and negative_prompt is not None:
-            negative = self._prompt_list(negative_prompt, "negative_prompt")
-            count = len(prompts) if prompts is not None else prompt_embeds.shape[0]
-            if len(negative) == 1:  # one negative prompt for all
-                negative = negative * count
-        given = prompt_embeds
-        prompt_embeds, negative_embeds = self.encode_prompt(
-            prompt=prompts if given is None else None,
-            negative_prompt=negative,
-            do_classifier_free_guidance=cfg and negative_prompt_embeds is None,
-            num_videos_per_prompt=num_videos_per_prompt,
-            prompt_embeds=None if given is None else given.detach().to(device),
-            max_sequence_length=max_sequence_length,
+    def _initial_latents(self, inputs, batch_size: int, device, generator, latents) -> torch.Tensor:
+        """`WanPipeline.prepare_latents` for the resolved size: fp32 noise (or the given `latents`, checked)."""
+        return self.prepare_latents(
+            batch_size=batch_size,
+            num_channels_latents=self.transformer.config.in_channels,
+            height=inputs.height,
+            width=inputs.width,
+            num_frames=inputs.num_frames,
+            dtype=torch.float32,
             device=device,
+            generator=generator,
+            latents=latents,
         )
-        if given is not None:
-            prompt_embeds = prompt_embeds.repeat_interleave(num_videos_per_prompt, dim=0)
-        if cfg and negative_prompt_embeds is not None:
-            negative_embeds = (
-                negative_prompt_embeds.detach().to(device).repeat_interleave(num_videos_per_prompt, dim=0)
-            )
-        elif not cfg:
-            negative_embeds = None
-        dtype = self.transformer.dtype
-        hint = (
-            "The text encoder produced them: T5/umT5 encoders overflow in float16, load the text_encoder in bfloat16 "
-            "or float32"
-        )
-        self._check_finite_output("prompt_embeds", prompt_embeds, hint=hint)
-        self._check_finite_output("negative_prompt_embeds", negative_embeds, hint=hint)
-        return prompt_embeds.to(dtype), None if negative_embeds is None else negative_embeds.to(dtype)
 
-    def _check_finite_output(self, name: str, tensor, step: int | None = None, hint: str = "") -> None:
+    def _run_callback(self, callback, step, timestep, tensor_inputs, tensors: dict) -> dict:
         """
-        Raises a `ValueError` if `tensor` holds NaN or inf, naming it and the denoising step: a non-finite value never
-        recovers (every later step and the decoded video would be NaN), so the run stops where it first appeared.
-        """
-        if tensor is None or torch.compiler.is_compiling():
-            return
-        if all_finite(tensor):
-            return
-        bad = int((~torch.isfinite(tensor)).sum())
-        where = "" if step is None else f" at denoising step {step} (0-based) of {self._num_timesteps}"
-        raise ValueError(
-            f"{name} contains NaN or inf values ({bad} of {tensor.numel()}){where}. {hint or _NON_FINITE_HINT}."
-        )
-
-    def _tokenize_text_stream(self, prompts, num_videos_per_prompt, max_text_length, device):
-        tokens = self.tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=max_text_length,
-            truncation=True,
-            add_special_tokens=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        ids = tokens.input_ids.repeat_interleave(num_videos_per_prompt, dim=0).to(device)
-        mask = tokens.attention_mask.repeat_interleave(num_videos_per_prompt, dim=0).to(device)
-        vocab = self.transformer.config.text_vocab_size
-        if int(ids.max()) >= vocab:
-            raise ValueError(
-                f"prompt contains token ids >= the transformer's text_vocab_size={vocab}: the tokenizer and the "
-                "transformer do not match"
-            )
-        return ids, mask
-
-    def _normalize(self, latents: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-        if not self.config.normalize_latents:
-            return latents
-        z_dim = self.vae.config.z_dim
-        mean = torch.tensor(self.vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
-        inv_std = 1.0 / torch.tensor(self.vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(
-            latents.device, latents.dtype
-        )
-        return latents / inv_std + mean if inverse else (latents - mean) * inv_std
-
-    def _decode(self, latents: torch.Tensor, output_type: str):
-        if output_type == "latent":
-            return latents
-        latents = latents.to(get_module_execution_device(self.vae), dtype=self.vae.dtype)
-        video = self.vae.decode(self._normalize(latents, inverse=True), return_dict=False)[0]
-        self._check_finite_output(
-            "The decoded video",
-            video,
-            hint="The VAE produced them from finite latents: its float16 decoder can overflow, use bfloat16 or "
-            "float32 for the vae",
-        )
-        return self.video_processor.postprocess_video(video, output_type=output_type)
-
-    def _decode_text(self, ids: torch.Tensor) -> list[str]:
-        texts = []
-        eos = self.tokenizer.eos_token_id
-        known = len(self.tokenizer)
-        for row in ids.tolist():
-            if eos is not None and eos in row:
-                row = row[: row.index(eos)]
-            row = [token for token in row if token < known]  # e.g. the mask token of a mask source
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
-        return texts
-
-    def _run_callback(self, callback, step, timestep, names, tensors):
-        outputs = callback(self, step, timestep, {k: tensors[k] for k in names})
-        return outputs or {}
-
-    def _prepare_generation(
-        self,
-        prompt,
-        negative_prompt,
-        height,
-        width,
-        num_frames,
-        num_inference_steps,
-        guidance_scale,
-        output_type,
-        num_videos_per_prompt,
-        max_text_length,
-        max_sequence_length,
-        generator,
-        latents,
-        callback_on_step_end,
-        callback_on_step_end_tensor_inputs,
-        text_time_schedule,
-        prompt_embeds=None,
-        negative_prompt_embeds=None,
-        use_text_stream=False,
-    ):
-        """
-        The shared start of the video-generating tasks: [`check_inputs`], then the loop state, the prompt
-        embeddings, the timesteps and the initial noise.
+        The `callback_on_step_end` handling of every denoising loop, as `WanPipeline`'s: `callback(self, step,
+        timestep, kwargs)` gets the tensors of `tensors` named in `tensor_inputs`, and may return replacements.
 
         Returns:
-            `(prompts, prompt_embeds, negative_prompt_embeds, latents, callback_on_step_end_tensor_inputs)`.
+            `dict`: `tensors`, in its order, with the callback's replacements in place (a callback that returns `None`
+            or other names changes nothing; without a callback, `tensors` as given).
+
+        Raises:
+            `ValueError` / `TypeError` when a returned tensor differs from the one it replaces in shape, dtype or
+            device, or holds NaN/inf: the loop would otherwise go on with a video or caption of another size.
         """
-        self.check_inputs(
-            prompt,
-            negative_prompt,
-            height,
-            width,
-            num_frames,
-            num_inference_steps,
-            guidance_scale,
-            output_type,
-            num_videos_per_prompt,
-            max_text_length,
-            max_sequence_length,
-            generator,
-            latents,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            use_text_stream=use_text_stream,
-        )
-        prompts = None if prompt is None else self._prompt_list(prompt)
-        height, width, num_frames = self.resolve_size(height, width, num_frames)
-        steps = self._resolve_steps(num_inference_steps)
-        self._guidance_scale, self._interrupt, self._current_timestep = (
-            self._resolve_guidance_scale(guidance_scale),
-            False,
-            None,
-        )
-        device = self._execution_device
-        prompt_embeds, negative_prompt_embeds = self._encode_conditions(
-            prompts,
-            negative_prompt,
-            num_videos_per_prompt,
-            max_sequence_length,
-            device,
-            self.do_classifier_free_guidance,
-            prompt_embeds,
-            negative_prompt_embeds,
-        )
-        batch = prompt_embeds.shape[0]
-        self.scheduler.set_timesteps(steps, device=device, text_time_schedule=text_time_schedule)
-        latents = self.prepare_latents(
-            batch,
-            self.transformer.config.in_channels,
-            height,
-            width,
-            num_frames,
-            torch.float32,
-            device,
-            generator,
-            latents,
-        )
-        names = self._callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs)
-        return prompts, prompt_embeds, negative_prompt_embeds, latents, names
+        if callback is None:
+            return tensors
+        outputs = callback(self, step, timestep, {name: tensors[name] for name in tensor_inputs}) or {}
+        for name, value in outputs.items():
+            check_callback_tensor(name, value, tensors.get(name), step)
+        return {name: outputs.get(name, value) for name, value in tensors.items()}
 
     def _denoise(
         self,
         latents,
+        *,
         prompt_embeds,
         negative_prompt_embeds,
-        text_ids,
-        text_mask,
-        generators,
-        denoise_text: bool,
-        callback_on_step_end,
-        callback_on_step_end_tensor_inputs,
+        text_ids=None,
+        text_mask=None,
+        denoise_text: bool = False,
+        generators=None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=(),
     ):
         """
         The denoising loop of text-to-video and joint generation: the video takes the scheduler's Euler steps (with
-        CFG, as `WanPipeline`); with `denoise_text` the text stream runs from noise on `scheduler.text_times`, else it
-        holds `text_ids` clean at text time 1 (timestep 0), or is absent.
+        CFG, as `WanPipeline`); with `denoise_text` the text stream runs from noise on `scheduler.text_times` (drawn
+        with `generators`), else it holds `text_ids` clean at text time 1 (timestep 0), or is absent.
+
+        Returns:
+            `(latents, text_ids)` after the last step (or where `pipe._interrupt` stopped the loop).
         """
         timesteps, text_times = self.scheduler.timesteps, self.scheduler.text_times
         batch = latents.shape[0]
@@ -433,13 +265,13 @@ class UniViGUPipeline(
                 if denoise_text:
                     text_timestep = self.scheduler.text_time_to_timestep(text_times[i]).expand(batch).to(device)
                 noise_pred, logits = self._guided_forward(
-                    latents.to(transformer_dtype),
-                    t.expand(batch),
-                    text_ids,
-                    text_timestep,
-                    text_mask,
-                    prompt_embeds,
-                    negative_prompt_embeds,
+                    latents=latents.to(transformer_dtype),
+                    video_timestep=t.expand(batch),
+                    text_ids=text_ids,
+                    text_timestep=text_timestep,
+                    text_mask=text_mask,
+                    prompt_embeds=prompt_embeds,
+                    negative_prompt_embeds=negative_prompt_embeds,
                     step_index=i,
                 )
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
@@ -447,20 +279,14 @@ class UniViGUPipeline(
                 if denoise_text:
                     self._check_finite_output("text_logits", logits, step=i)
                     text_ids = self._step_text(logits, text_times[i], text_ids, generators, text_times[i + 1])
-                if callback_on_step_end is not None:
-                    tensors = {
-                        "latents": latents,
-                        "prompt_embeds": prompt_embeds,
-                        "negative_prompt_embeds": negative_prompt_embeds,
-                        "text_ids": text_ids,
-                    }
-                    outputs = self._run_callback(
-                        callback_on_step_end, i, t, callback_on_step_end_tensor_inputs, tensors
-                    )
-                    latents = outputs.pop("latents", latents)
-                    prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
-                    negative_prompt_embeds = outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
-                    text_ids = outputs.pop("text_ids", text_ids)
+                tensors = {
+                    "latents": latents,
+                    "prompt_embeds": prompt_embeds,
+                    "negative_prompt_embeds": negative_prompt_embeds,
+                    "text_ids": text_ids,
+                }
+                tensors = self._run_callback(callback_on_step_end, i, t, callback_on_step_end_tensor_inputs, tensors)
+                latents, prompt_embeds, negative_prompt_embeds, text_ids = tensors.values()
                 progress_bar.update()
         self._current_timestep = None
         return latents, text_ids
@@ -527,45 +353,70 @@ class UniViGUPipeline(
         Returns:
             [`UniViGUPipelineOutput`] with `frames` (and `text=None`), or `(frames,)`.
         """
-        prompts, prompt_embeds, negative_prompt_embeds, latents, callback_on_step_end_tensor_inputs = (
-            self._prepare_generation(
-                prompt,
-                negative_prompt,
-                height,
-                width,
-                num_frames,
-                num_inference_steps,
-                guidance_scale,
-                output_type,
-                num_videos_per_prompt,
-                max_text_length if use_text_stream else None,
-                max_sequence_length,
-                generator,
-                latents,
-                callback_on_step_end,
-                callback_on_step_end_tensor_inputs,
-                text_time_schedule="uniform",
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-                use_text_stream=use_text_stream,
-            )
+        # 1. Check inputs; every `None` size, step and scale resolves here, once
+        inputs = self.check_inputs(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            output_type=output_type,
+            num_videos_per_prompt=num_videos_per_prompt,
+            max_text_length=max_text_length if use_text_stream else None,
+            max_sequence_length=max_sequence_length,
+            generator=generator,
+            latents=latents,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            use_text_stream=use_text_stream,
         )
+        self._start_call(inputs)
+        device = self._execution_device
+
+        # 2. Encode input prompt
+        prompt_embeds, negative_prompt_embeds = self._encode_conditions(
+            prompts=inputs.prompts,
+            negative_prompt=negative_prompt,
+            num_videos_per_prompt=num_videos_per_prompt,
+            max_sequence_length=max_sequence_length,
+            device=device,
+            cfg=self.do_classifier_free_guidance,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+        )
+
+        # 3. Prepare timesteps (the text stream stays clean: its grid is unused)
+        self.scheduler.set_timesteps(inputs.num_inference_steps, device=device, text_time_schedule="uniform")
+
+        # 4. Prepare latent variables
+        latents = self._initial_latents(inputs, prompt_embeds.shape[0], device, generator, latents)
+
+        # 5. Prepare the text stream: the clean prompt tokens
         text_ids = text_mask = None
         if use_text_stream:
             text_ids, text_mask = self._tokenize_text_stream(
-                prompts, num_videos_per_prompt, self.resolve_text_length(max_text_length), latents.device
+                prompts=inputs.prompts,
+                num_videos_per_prompt=num_videos_per_prompt,
+                max_text_length=inputs.max_text_length,
+                device=device,
             )
+
+        # 6. Denoising loop
         latents, _ = self._denoise(
             latents,
-            prompt_embeds,
-            negative_prompt_embeds,
-            text_ids,
-            text_mask,
-            None,
-            False,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            text_ids=text_ids,
+            text_mask=text_mask,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=inputs.callback_on_step_end_tensor_inputs,
         )
+
+        # 7. Decode
         frames = self._decode(latents, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
@@ -611,54 +462,73 @@ class UniViGUPipeline(
         Returns:
             [`UniViGUPipelineOutput`] with `frames` and `text`, or `(frames, text)`.
         """
-        _, prompt_embeds, negative_prompt_embeds, latents, callback_on_step_end_tensor_inputs = (
-            self._prepare_generation(
-                prompt,
-                negative_prompt,
-                height,
-                width,
-                num_frames,
-                num_inference_steps,
-                guidance_scale,
-                output_type,
-                num_videos_per_prompt,
-                max_text_length,
-                max_sequence_length,
-                generator,
-                latents,
-                callback_on_step_end,
-                callback_on_step_end_tensor_inputs,
-                text_time_schedule="video",
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-            )
+        # 1. Check inputs; every `None` size, step and scale resolves here, once
+        inputs = self.check_inputs(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            output_type=output_type,
+            num_videos_per_prompt=num_videos_per_prompt,
+            max_text_length=max_text_length,
+            max_sequence_length=max_sequence_length,
+            generator=generator,
+            latents=latents,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
         )
-        length = self.resolve_text_length(max_text_length)
+        self._start_call(inputs)
+        device = self._execution_device
+
+        # 2. Encode input prompt
+        prompt_embeds, negative_prompt_embeds = self._encode_conditions(
+            prompts=inputs.prompts,
+            negative_prompt=negative_prompt,
+            num_videos_per_prompt=num_videos_per_prompt,
+            max_sequence_length=max_sequence_length,
+            device=device,
+            cfg=self.do_classifier_free_guidance,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+        )
+
+        # 3. Prepare timesteps: text time 1 - sigma of the video's
+        self.scheduler.set_timesteps(inputs.num_inference_steps, device=device, text_time_schedule="video")
+
+        # 4. Prepare latent variables
+        latents = self._initial_latents(inputs, prompt_embeds.shape[0], device, generator, latents)
         batch = latents.shape[0]
+
+        # 5. Prepare the text stream: source noise, drawn per video with a list of generators
         generators = per_sample_generators(generator, batch)
-        text_ids = self._sample_text_source(batch, length, generators, latents.device)
+        text_ids = self._sample_text_source(
+            batch=batch, length=inputs.max_text_length, generators=generators, device=device
+        )
+
+        # 6. Denoising loop
         latents, text_ids = self._denoise(
             latents,
-            prompt_embeds,
-            negative_prompt_embeds,
-            text_ids,
-            None,
-            generators,
-            True,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            text_ids=text_ids,
+            denoise_text=True,
+            generators=generators,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=inputs.callback_on_step_end_tensor_inputs,
         )
+
+        # 7. Decode
         frames = self._decode(latents, output_type)
         text = self._decode_text(text_ids)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames, text)
         return UniViGUPipelineOutput(frames=frames, text=text)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------------------------------
 
 
 __all__ = ["UniViGUPipeline", "UniViGUPipelineOutput"]

@@ -1,9 +1,13 @@
 """Tiny components for tests, benchmarks and recipes: a tiny Wan/UniViGU transformer, tokenizer, text encoder, VAE,
-pipelines and a video folder, all built locally in a second (nothing is downloaded); and the foundation demo."""
+pipelines, a video folder and the model tester of the libraries' common tests, all built locally in a second (nothing
+is downloaded).
+
+The builders sit at the package's top level, above `models/`, `schedulers/` and `pipelines/`, because they build
+from all three; `utils/` stays below everything (see docs/architecture.md).
+"""
 
 import json
 import os
-import time
 
 import numpy as np
 import torch
@@ -12,13 +16,10 @@ from diffusers.utils import export_to_video
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-from .. import __version__
-from ..models import UniViGUConfig, UniViGUModel
-from ..pipelines import UniViGUPipeline
-from ..schedulers import UniFlowScheduler
+from .models import UniViGUConfig, UniViGUModel
+from .pipelines import UniViGUPipeline
 
 
-FOUNDATION_STEPS = 8  # denoising steps per mode of `univigu demo --foundation`
 TEXT_VOCAB_SIZE = 64
 
 
@@ -52,11 +53,16 @@ def build_tiny_univigu(seed: int = 0, text_vocab_size: int = TEXT_VOCAB_SIZE, **
     """A tiny UniViGU grown from a tiny Wan, with a non-zero text head so text outputs are informative."""
     wan = build_tiny_wan(seed)
     model = UniViGUModel.from_wan(wan, text_vocab_size=text_vocab_size, **kwargs)
-    generator = torch.Generator().manual_seed(seed + 1)
+    _randomize_text_head(model, seed + 1)
+    return model
+
+
+def _randomize_text_head(model: UniViGUModel, seed: int) -> None:
+    """Draws the text head (`from_wan` leaves it zero) from N(0, 1), so captions are not all the same token."""
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         model.text_proj_out.weight.copy_(torch.randn(model.text_proj_out.weight.shape, generator=generator))
         model.text_proj_out.bias.copy_(torch.randn(model.text_proj_out.bias.shape, generator=generator))
-    return model
 
 
 def make_inputs(batch_size=2, frames=3, height=4, width=6, text_length=5, seed=0, vocab=TEXT_VOCAB_SIZE):
@@ -131,11 +137,7 @@ def build_tiny_pipelines(seed: int = 0, shift: float = 3.0, **pipeline_kwargs):
     )
     defaults.update(pipeline_kwargs)
     unified = UniViGUPipeline.from_wan(wan, **defaults)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():  # a non-zero text head, so captions are not all the same token
-        head = unified.transformer.text_proj_out
-        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
-        head.bias.copy_(torch.randn(head.bias.shape, generator=generator))
+    _randomize_text_head(unified.transformer, seed + 1)
     for pipe in (wan, unified):
         pipe.set_progress_bar_config(disable=True)
     return unified, wan
@@ -169,65 +171,6 @@ def build_tiny_video_folder(root, num_videos: int = 6, num_frames: int = 5, size
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     return str(root)
-
-
-def foundation_demo(seed: int = 0, steps: int | None = None, vocab_size: int = 64, text_length: int = 12) -> dict:
-    """
-    `univigu demo --foundation`: grows a unified model out of a tiny, randomly initialised Wan transformer, measures
-    that the video prior is preserved, and runs the unified flow in all three modes with the real scheduler. The
-    weights are random, so the outputs carry no meaning.
-
-    Returns:
-        `dict`: parameter counts, `prior_preservation_max_abs_diff`, the timings and the outputs of each mode.
-    """
-    torch.manual_seed(seed)
-    wan = WanTransformer3DModel(**tiny_wan_config(attention_head_dim=16, ffn_dim=64)).eval()
-    model = UniViGUModel.from_wan(wan, text_vocab_size=vocab_size, max_text_length=text_length)
-    scheduler = UniFlowScheduler(shift=3.0, text_vocab_size=vocab_size)
-    generator = torch.Generator().manual_seed(seed)
-    latents = torch.randn(1, 16, 3, 8, 8, generator=generator)
-    prompt_embeds = torch.randn(1, 8, 32, generator=generator)
-    report = {"univigu_hf": __version__, "wan_parameters": sum(p.numel() for p in wan.parameters())}
-    report["univigu_parameters"] = sum(p.numel() for p in model.parameters())
-
-    with torch.no_grad():
-        timestep = torch.tensor([700.0])
-        expected = wan(latents, timestep, prompt_embeds).sample
-        got = model(video_latents=latents, video_timestep=timestep, encoder_hidden_states=prompt_embeds).video_velocity
-        report["prior_preservation_max_abs_diff"] = float((expected - got).abs().max())
-
-        start = time.perf_counter()
-        steps = steps if steps is not None else FOUNDATION_STEPS
-        scheduler.set_timesteps(steps)
-        video = latents.clone()
-        prompt_ids = torch.randint(0, vocab_size, (1, text_length), generator=generator)
-        for t in scheduler.timesteps:
-            velocity = model(video, prompt_ids, t[None], torch.zeros(1), prompt_embeds).video_velocity
-            video = scheduler.step(velocity, t, video).prev_sample
-        report["text_to_video_seconds"] = round(time.perf_counter() - start, 3)
-
-        start = time.perf_counter()
-        scheduler.set_timesteps(steps, text_time_schedule="uniform")
-        text = scheduler.sample_text_source((1, text_length), generator=generator)
-        for t_text in scheduler.text_times[:-1]:
-            timestep = scheduler.text_time_to_timestep(t_text)[None]
-            logits = model(video, text, torch.zeros(1), timestep).text_logits
-            text = scheduler.step_text(logits, t_text, text, generator=generator).prev_text_ids
-        report["caption_token_ids"] = " ".join(map(str, text[0].tolist()))
-        report["captioning_seconds"] = round(time.perf_counter() - start, 3)
-
-        start = time.perf_counter()
-        scheduler.set_timesteps(steps, text_time_schedule="video")
-        video = torch.randn(1, 16, 3, 8, 8, generator=generator)
-        text = scheduler.sample_text_source((1, text_length), generator=generator)
-        for t, t_text in zip(scheduler.timesteps, scheduler.text_times[:-1]):
-            out = model(video, text, t[None], scheduler.text_time_to_timestep(t_text)[None], prompt_embeds)
-            video = scheduler.step(out.video_velocity, t, video).prev_sample
-            text = scheduler.step_text(out.text_logits, t_text, text, generator=generator).prev_text_ids
-        report["joint_seconds"] = round(time.perf_counter() - start, 3)
-        report["joint_video_latent_std"] = round(float(video.std()), 4)
-
-    return report
 
 
 class UniViGUModelTester:
