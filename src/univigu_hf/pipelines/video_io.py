@@ -119,21 +119,12 @@ def to_clips(video) -> list[VideoClip]:
                 "video as a numpy array must have shape (frames, height, width, 3) or (batch, frames, height, width, "
                 f"3), got {video.shape}{hint}"
             )
-        _check_not_empty(video.shape[-4:-1], "numpy array")
-        divisor = _integer_divisor(video.dtype, "a numpy array")
-        if divisor is None:
-            _check_float_values(video)
-        clips = list(video) if video.ndim == 5 else [video]
-        return [
-            VideoClip(
-                len(clip),
-                lambda index, transform, clip=clip: _apply(
-                    transform, torch.from_numpy(clip[index].astype(np.float32) / (divisor or 1.0)).movedim(-1, -3)
-                ),
-                "a numpy array",
-            )
-            for clip in clips
-        ]
+        return _array_clips(
+            video,
+            video.shape[-4:-1],
+            "a numpy array",
+            lambda a: torch.from_numpy(a.astype(np.float32)).movedim(-1, -3),
+        )
     if isinstance(video, torch.Tensor):
         if video.ndim in (4, 5) and video.dtype == torch.uint8 and video.shape[-1] == 3:
             # torchvision.io.read_video and decord give uint8 (frames, height, width, 3), as imageio's arrays are.
@@ -144,20 +135,10 @@ def to_clips(video) -> list[VideoClip]:
                 f"width) (or uint8 (frames, height, width, 3), as torchvision and decord return), got "
                 f"{tuple(video.shape)}"
             )
-        _check_not_empty((video.shape[-4], *video.shape[-2:]), "torch tensor")
         tensor = video.detach()
-        divisor = None if tensor.is_floating_point() else _integer_divisor(tensor.dtype, "a torch tensor")
-        if divisor is None:
-            _check_float_values(tensor)
-        clips = list(tensor) if tensor.ndim == 5 else [tensor]
-        return [
-            VideoClip(
-                len(clip),
-                lambda index, transform, clip=clip: _apply(transform, clip[index].cpu().float() / (divisor or 1.0)),
-                "a torch tensor",
-            )
-            for clip in clips
-        ]
+        return _array_clips(
+            tensor, (tensor.shape[-4], *tensor.shape[-2:]), "a torch tensor", lambda t: t.cpu().float()
+        )
     raise TypeError(
         "video must be a path, a list of PIL images, a numpy array, a torch tensor, or a list of these; got "
         f"{type(video).__name__}"
@@ -194,6 +175,25 @@ def _integer_divisor(dtype, what: str) -> float | None:
     )
 
 
+def _array_clips(video, frames_height_width, what: str, to_frames: Callable) -> list[VideoClip]:
+    """One [`VideoClip`] per video of a 4-D (one video) or 5-D (a batch) array or tensor, after the checks every
+    array input gets: not empty, a pixel type with a full intensity, finite floats in [0, 1]. `to_frames` turns the
+    chosen frames into a `(n, 3, height, width)` float32 tensor, before the scaling to [0, 1]."""
+    _check_not_empty(frames_height_width, what)
+    divisor = _integer_divisor(video.dtype, what)
+    if divisor is None:
+        _check_float_values(video)
+    clips = list(video) if video.ndim == 5 else [video]
+    return [
+        VideoClip(
+            len(clip),
+            lambda index, transform, clip=clip: _apply(transform, to_frames(clip[index]) / (divisor or 1.0)),
+            what,
+        )
+        for clip in clips
+    ]
+
+
 def _check_float_values(values) -> None:
     if isinstance(values, np.ndarray):
         finite = np.isfinite(values)
@@ -209,7 +209,7 @@ def _check_not_empty(frames_height_width, what: str) -> None:
     frames, height, width = (int(n) for n in frames_height_width)
     if frames == 0 or height == 0 or width == 0:
         raise ValueError(
-            f"video as a {what} is empty: {frames} frames of {height}x{width} pixels; a video needs at least one "
+            f"video as {what} is empty: {frames} frames of {height}x{width} pixels; a video needs at least one "
             "frame of at least 1x1 pixels"
         )
 
