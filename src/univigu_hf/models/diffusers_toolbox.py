@@ -6,6 +6,8 @@ import torch
 from diffusers import ModelMixin
 from diffusers.models.cache_utils import CacheMixin
 
+from .lora import DiffusersLoraMixin
+
 
 # Every module whose weights layerwise casting must leave alone: Wan's patterns (the patch embedding, the condition
 # embedder, the norms) plus the text stream's embedding and time embedder, whose outputs feed fp32 modulation. They
@@ -36,12 +38,13 @@ def register_block_with_the_cache_hooks() -> None:
     )
 
 
-class DiffusersToolboxMixin(CacheMixin):
+class DiffusersToolboxMixin(DiffusersLoraMixin, CacheMixin):
     """
     The diffusers model toolbox for [`UniViGUModel`]: `enable_cache` / `disable_cache` / `cache_context` (diffusers'
     `CacheMixin`: FirstBlockCache, TaylorSeer, MagCache, FasterCache, Pyramid Attention Broadcast),
     `enable_layerwise_casting`, `enable_group_offload`, `compile_repeated_blocks`, `set_attention_backend` — the
-    methods of diffusers' `ModelMixin`, which only read the class attributes below.
+    methods of diffusers' `ModelMixin`, which only read the class attributes below; and diffusers' LoRA methods
+    (`load_lora_adapter`, `fuse_lora`, `unload_lora`, ...: [`DiffusersLoraMixin`]).
     """
 
     _repeated_blocks = ["UniViGUTransformerBlock"]

@@ -14,6 +14,7 @@ from ...utils.torch_utils import per_sample_generators
 from .pipeline_captioning import UniViGUCaptioningMixin
 from .pipeline_inputs import UniViGUPipelineInputsMixin, check_callback_tensor
 from .pipeline_loading import UniViGUPipelineLoadingMixin
+from .pipeline_lora import UniViGULoraLoaderMixin
 from .pipeline_output import UniViGUPipelineOutput, UniViGUPipelineOutputMixin
 
 
@@ -25,6 +26,7 @@ class UniViGUPipeline(
     UniViGUPipelineInputsMixin,
     UniViGUPipelineOutputMixin,
     UniViGUCaptioningMixin,
+    UniViGULoraLoaderMixin,
     DiffusionPipeline,
 ):
     r"""
