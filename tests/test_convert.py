@@ -268,6 +268,26 @@ def test_config_mismatch_is_a_clear_error():
         convert_official_checkpoint(official_state_dict(), 3)
 
 
+def test_another_model_size_fails_before_any_tensor_is_cast(monkeypatch):
+    # A 14B checkpoint with a 1.3B config (here: 3 heads instead of 2): the width check names the sizes.
+    with pytest.raises(ValueError, match="24 wide but the Wan config describes a transformer of width 36"):
+        convert_official_checkpoint(official_state_dict(), tiny_wan_config(num_attention_heads=3))
+    # A differently shaped tensor of the same width: every shape is checked on the meta model first.
+    wrong = official_state_dict()
+    wrong["blocks.0._fsdp_wrapped_module.ffn.net.0.proj.weight"] = torch.zeros(7, 24)
+    with pytest.raises(ValueError, match=r"do not have the shapes.*ffn.net.0.proj.weight: \(7, 24\)"):
+        convert_official_checkpoint(wrong, tiny_wan_config())
+    # The checks come before the dtype cast, so a wrong checkpoint is never copied into memory (issue 37).
+    casts = []
+    original = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: casts.append(a) or original(self, *a, **k))
+    missing = official_state_dict()
+    del missing["blocks.1._fsdp_wrapped_module.attn2.to_k.bias"]
+    with pytest.raises(ValueError, match="missing keys"):
+        convert_official_checkpoint(missing, tiny_wan_config(), torch_dtype=torch.bfloat16)
+    assert torch.bfloat16 not in [arg for args in casts for arg in args]
+
+
 class _NotWeights:
     pass
 

@@ -20,6 +20,7 @@ import torch
 from transformers.utils import logging
 
 from .models import UniViGUConfig, UniViGUModel
+from .utils.loading import check_state_dict_keys
 
 
 logger = logging.get_logger(__name__)
@@ -252,7 +253,7 @@ def convert_official_checkpoint(
             raise ValueError(
                 f"checkpoint has no tensor for {required!r}: this is not an official Uni-ViGU unified checkpoint"
             )
-    rows = mapped["text_embedding.weight"].shape[0]
+    rows, width = mapped["text_embedding.weight"].shape
     if mapped["text_proj_out.weight"].shape[0] != rows:
         raise ValueError(
             f"checkpoint vocab_embed has {rows} rows but text_head.linear has "
@@ -272,12 +273,35 @@ def convert_official_checkpoint(
         wan_fields, text_vocab_size=rows, text_ffn_dim=text_ffn_dim, **config_overrides
     )
 
+    if width != config.hidden_size:
+        raise ValueError(
+            f"checkpoint vocab_embed is {width} wide but the Wan config describes a transformer of width "
+            f"{config.hidden_size} ({config.num_attention_heads} heads x {config.attention_head_dim}); the checkpoint "
+            "comes from another model size (width 1536: Wan2.1-1.3B, 5120: Wan2.1-14B): pass the Wan config of the "
+            "model it was trained from"
+        )
+    # Every check before any tensor is cast or read: the checkpoint is memory-mapped, so a wrong file fails here
+    # without the model ever being allocated.
+    with torch.device("meta"):
+        model = UniViGUModel(config)
+    expected = model.state_dict()
+    check_state_dict_keys("The checkpoint (after mapping to UniViGU names)", set(expected), mapped)
+    wrong = [
+        f"{k}: {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
+        for k, v in mapped.items()
+        if v.shape != expected[k].shape
+    ]
+    if wrong:
+        raise ValueError(
+            f"{len(wrong)} checkpoint tensors do not have the shapes the Wan config gives: {wrong[:5]}; pass the Wan "
+            "config of the model the checkpoint was trained from"
+        )
     if torch_dtype is not None:
         mapped = {
             k: (v.to(torch.float32 if UniViGUModel.keeps_fp32(k) else torch_dtype) if v.is_floating_point() else v)
             for k, v in mapped.items()
         }
-    model = UniViGUModel._from_full_state_dict(config, mapped)
+    model = UniViGUModel._from_full_state_dict(config, mapped, meta_model=model)
     logger.info("Converted %d official tensors into UniViGUModel (%s).", len(mapped), config.model_type)
     return model.eval()
 
