@@ -186,6 +186,24 @@ def _group_offload(r: dict) -> list[tuple]:
     return rows
 
 
+def _lora(r: dict) -> list[tuple]:
+    step = r["mid_size_step"]
+    what = f"rank-{step['rank']} LoRA step / no LoRA, {step['video_tokens']} video tokens, 1 thread"
+    value = (
+        f"unfused {_x(step['unfused_over_no_lora'])}, fused {_x(step['fused_over_no_lora'])}, fused+unloaded "
+        f"{_x(step['fused_unloaded_over_no_lora'])}; load {step['load_lora_weights_s']} s"
+    )
+    few = r["default_model_few_step"]
+    calls = few["transformer_calls_per_call"]
+    few_value = (
+        f"time {_x(few['few_step_over_default_time'])}, transformer calls {calls['few_step']} vs {calls['default']}"
+    )
+    return [
+        ("lora", what, value, _goal(r.get("goal_met"))),
+        ("lora", "default model: 4 steps, guidance 1.0 / 20 steps, guidance 3.0", few_value, ""),
+    ]
+
+
 SUMMARIES = {
     "param_counts": _param_counts,
     "pipeline_modes": _pipeline_modes,
@@ -199,6 +217,7 @@ SUMMARIES = {
     "cache_hooks": _cache_hooks,
     "toolbox": _toolbox,
     "group_offload": _group_offload,
+    "lora": _lora,
 }
 
 

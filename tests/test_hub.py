@@ -578,3 +578,63 @@ def test_card_and_push_commands(saved, tmp_path, capsys):
     assert "not a checkpoint folder" in capsys.readouterr().err
     assert main(["push", str(saved / "pipeline"), "me/tiny"]) == 2  # offline in the tests
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# A diffusers-format LoRA folder (`UniViGUPipeline.save_lora_weights`: pytorch_lora_weights.safetensors)
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def diffusers_lora(tmp_path_factory):
+    """Two `save_lora_weights` folders: one whose LoRA metadata names a Hub base model, one with no metadata."""
+    from peft.utils import get_peft_model_state_dict
+
+    root = tmp_path_factory.mktemp("hub_diffusers_lora")
+    pipe = build_tiny_pipelines()[0]
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_v"], init_lora_weights=False)
+    pipe.transformer.add_adapter(config, adapter_name="style")
+    layers = get_peft_model_state_dict(pipe.transformer, adapter_name="style")
+    metadata = dict(config.to_dict(), base_model_name_or_path="tester/tiny-univigu")
+    UniViGUPipeline.save_lora_weights(
+        root / "with_metadata", transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata
+    )
+    UniViGUPipeline.save_lora_weights(root / "bare", transformer_lora_layers=layers)
+    return root
+
+
+def test_a_diffusers_lora_folder_gets_a_lora_card_with_its_base_model(diffusers_lora):
+    card = create_model_card(diffusers_lora / "with_metadata", repo_id="user/tiny-style")
+    metadata = card_metadata(card)
+    assert metadata["library_name"] == "diffusers" and metadata["pipeline_tag"] == "text-to-video"
+    assert {"lora", "text-to-video", "diffusers", "template:sd-lora"} <= set(metadata["tags"])
+    assert "peft" not in metadata["tags"]
+    assert metadata["base_model"] == "tester/tiny-univigu" and metadata["base_model_relation"] == "adapter"
+    text = str(card)
+    assert "r = 4, alpha = 8" in text and "to_q, to_v" in text
+    assert 'pipe.load_lora_weights("user/tiny-style", adapter_name="lora")' in text
+    assert 'UniViGUPipeline.from_pretrained("tester/tiny-univigu")' in text
+    # No metadata in the file: base_model from the argument (which also wins over the metadata).
+    bare = card_metadata(create_model_card(diffusers_lora / "bare", base_model="tester/other"))
+    assert bare["base_model"] == "tester/other" and "lora" in bare["tags"]
+    assert "base_model" not in card_metadata(create_model_card(diffusers_lora / "bare"))
+    forced = create_model_card(diffusers_lora / "with_metadata", base_model="tester/other")
+    assert card_metadata(forced)["base_model"] == "tester/other"
+
+
+def test_push_of_a_diffusers_lora_folder_writes_its_card(hub, diffusers_lora, tmp_path):
+    run_python(
+        f"""
+        from univigu_hf.hub import push_to_hub
+
+        push_to_hub({str(diffusers_lora / "bare")!r}, "tester/tiny-style", base_model="tester/tiny-univigu")
+        """,
+        hub=hub,
+        home=tmp_path / "home",
+        tmpdir=tmp_path,
+    )
+    repo = hub.repos["tester/tiny-style"]
+    assert {"README.md", "pytorch_lora_weights.safetensors"} <= set(repo.head[2])
+    assert repo.head[1] == "Upload UniViGU LoRA (diffusers format)"
+    metadata = card_metadata(card_text(repo))
+    assert metadata["base_model"] == "tester/tiny-univigu" and {"lora", "text-to-video", "diffusers"} <= set(
+        metadata["tags"]
+    )

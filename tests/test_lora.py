@@ -2,6 +2,7 @@
 `WanPipeline` in every key format diffusers converts, the adapter API (fuse, unload, weights, disable, delete) behaves
 as diffusers', bad files fail naming the file or key, and our PEFT training adapters load and save as Wan LoRAs."""
 
+import argparse
 import re
 from pathlib import Path
 from unittest import mock
@@ -344,3 +345,75 @@ def test_guidance_scale_one_runs_the_transformer_once_per_step(pipelines, mode, 
         unified.generate_joint(PROMPT, generator=seeded(), output_type="latent", **settings)
     handle.remove()
     assert len(calls) == 3 * calls_per_step
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pickled LoRA files (.ckpt, .pt, .bin): read weights-only, as diffusers does, and a refusal that says why
+# ---------------------------------------------------------------------------------------------------------------------
+class _RunsCode:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('the pickle ran code')",))
+
+
+@pytest.mark.parametrize("name", ["lora.ckpt", "lora.pt", "pytorch_lora_weights.bin"])
+def test_a_weights_only_pickle_loads_like_its_safetensors(tmp_path, pipelines, name):
+    unified, wan = pipelines
+    state_dict = random_lora(wan.transformer)
+    torch.save(state_dict, tmp_path / name)
+    unified.load_lora_weights(tmp_path / name, adapter_name="pickled")
+    pickled = our_video(unified)
+    unified.unload_lora_weights()
+    unified.load_lora_weights(state_dict, adapter_name="dict")
+    torch.testing.assert_close(pickled, our_video(unified), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["lora.ckpt", "lora.pt", "pytorch_lora_weights.bin"])
+def test_a_pickle_that_is_not_weights_only_is_refused_naming_the_file_and_the_opt_in(tmp_path, pipelines, name):
+    unified, wan = pipelines
+    path = tmp_path / name
+    torch.save({**random_lora(wan.transformer), "extra": _RunsCode()}, path)
+    calls = [dict(pretrained_model_name_or_path_or_dict=path), dict(pretrained_model_name_or_path_or_dict=tmp_path)]
+    calls.append(dict(pretrained_model_name_or_path_or_dict=tmp_path, weight_name=name))
+    for call in calls if name.endswith(".bin") else [calls[0], calls[2]]:
+        with pytest.raises(OSError, match=re.escape(repr(str(path))) + ".*not weights-only") as error:
+            unified.load_lora_weights(**call)
+        assert "weights_only=False" in str(error.value) and "load_lora_weights(torch.load(" in str(error.value)
+    assert unified.get_list_adapters() == {}
+
+
+def test_the_opt_in_for_a_trusted_pickle_is_to_unpickle_it_and_pass_the_state_dict(tmp_path, pipelines):
+    unified, wan = pipelines
+    state_dict = random_lora(wan.transformer)
+    torch.save({**state_dict, "args": argparse.Namespace(rank=RANK)}, tmp_path / "trusted.ckpt")
+    with pytest.raises(OSError, match="not weights-only"):
+        unified.load_lora_weights(tmp_path / "trusted.ckpt")
+    trusted = torch.load(tmp_path / "trusted.ckpt", weights_only=False)
+    unified.load_lora_weights({k: v for k, v in trusted.items() if k != "args"}, adapter_name="trusted")
+    assert unified.get_list_adapters() == {"transformer": ["trusted"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hotswap (diffusers' `hotswap=True`: new weights into an adapter in place, e.g. under torch.compile)
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("enable_first", [False, True])
+def test_hotswap_replaces_an_adapter_in_place_as_a_fresh_load_would(pipelines, enable_first):
+    unified, wan = pipelines
+    first, second = random_lora(wan.transformer, seed=0), random_lora(wan.transformer, seed=1)
+    if enable_first:
+        unified.enable_lora_hotswap(target_rank=2 * RANK)  # what one calls before compiling
+    unified.load_lora_weights(first, adapter_name="a")
+    layer = unified.transformer.blocks[0].attn1.to_q
+    before = layer.lora_A["a"]
+    unified.load_lora_weights(second, adapter_name="a", hotswap=True)
+    assert unified.transformer.blocks[0].attn1.to_q.lora_A["a"] is before  # same module, new weights
+    assert unified.get_list_adapters() == {"transformer": ["a"]}
+    fresh = build_tiny_pipelines()[0]
+    fresh.load_lora_weights(second, adapter_name="a")
+    torch.testing.assert_close(our_video(unified), our_video(fresh), atol=1e-6, rtol=0)
+
+
+def test_hotswap_into_an_adapter_that_is_not_loaded_fails_naming_it(pipelines):
+    unified, wan = pipelines
+    unified.load_lora_weights(random_lora(wan.transformer), adapter_name="a")
+    with pytest.raises(ValueError, match="hotswap.*'b'|'b'.*hotswap"):
+        unified.load_lora_weights(random_lora(wan.transformer, seed=1), adapter_name="b", hotswap=True)

@@ -51,6 +51,24 @@ def _folder_parameter_count(folder: Path) -> int:
     return total
 
 
+# diffusers' LoRA file (`save_lora_weights`, its training scripts), and the key of its LoRA metadata in the header
+DIFFUSERS_LORA_NAME = "pytorch_lora_weights.safetensors"
+LORA_METADATA_KEY = "lora_adapter_metadata"
+
+
+def diffusers_lora_config(path: Path, prefix: str = "transformer") -> dict:
+    """The LoRA config diffusers' `save_lora_weights` keeps in the file's header (`{prefix}.r`, ...), without the
+    prefix; `{}` when the file has none."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        raw = (handle.metadata() or {}).get(LORA_METADATA_KEY)
+    if not raw:
+        return {}
+    metadata = json.loads(raw)
+    return {key.removeprefix(f"{prefix}."): value for key, value in metadata.items() if key.startswith(f"{prefix}.")}
+
+
 def read_json(path: Path) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
@@ -61,6 +79,8 @@ def _folder_kind(folder: Path) -> str:
         return "pipeline"
     if (folder / "adapter_config.json").is_file():
         return "adapter"
+    if (folder / DIFFUSERS_LORA_NAME).is_file():
+        return "lora"
     if (folder / "config.json").is_file():
         model_type = read_json(folder / "config.json").get("model_type")
         if model_type == "univigu":
@@ -71,7 +91,7 @@ def _folder_kind(folder: Path) -> str:
         )
     raise ValueError(
         f"{os.fspath(folder)!r} is not a checkpoint folder: expected a pipeline (model_index.json), a UniViGU model "
-        "(config.json) or a PEFT adapter (adapter_config.json)"
+        f"(config.json), a PEFT adapter (adapter_config.json) or a diffusers LoRA ({DIFFUSERS_LORA_NAME})"
     )
 
 
@@ -97,6 +117,9 @@ def describe_folder(folder: Path) -> Checkpoint:
         checkpoint.transformer_config = read_json(folder / "config.json")
         checkpoint.parameters["transformer"] = _folder_parameter_count(folder)
         checkpoint.text_head_is_zero = _saved_text_head_is_zero(folder)
+    elif kind == "lora":
+        checkpoint.adapter_config = diffusers_lora_config(folder / DIFFUSERS_LORA_NAME)
+        checkpoint.parameters["adapter"] = _folder_parameter_count(folder)
     else:
         checkpoint.adapter_config = read_json(folder / "adapter_config.json")
         checkpoint.parameters["adapter"] = _folder_parameter_count(folder)
@@ -148,7 +171,7 @@ def describe_object(obj) -> Checkpoint:
 
 SOURCE_TYPES_MESSAGE = (
     "expected a UniViGUPipeline, a UniViGUModel, a PEFT model around one, or the path of a folder holding one of "
-    "these (pipeline, model or adapter folder), got {}"
+    "these (pipeline, model, adapter or diffusers LoRA folder), got {}"
 )
 
 

@@ -24,6 +24,7 @@ logger = logging.get_logger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
 TEMPLATES = {"pipeline": "pipeline.md.jinja", "model": "pipeline.md.jinja", "adapter": "adapter.md.jinja"}
+TEMPLATES["lora"] = "lora.md.jinja"  # a diffusers-format LoRA folder (pytorch_lora_weights.safetensors)
 CARD_NAME = "README.md"
 DEFAULT_LICENSE = "apache-2.0"  # Wan2.1 and the official Uni-ViGU code are Apache-2.0
 DEFAULT_EXAMPLE_PROMPT = "a red ball rolls across a wooden table"
@@ -167,7 +168,9 @@ def resolve_base_models(checkpoint: Checkpoint, stages: list[dict], base_model) 
         if isinstance(base_model, (list, tuple)) and all(isinstance(b, str) for b in base_model):
             return list(base_model)
         raise TypeError(f"base_model must be a repo id or a list of repo ids, got {base_model!r}")
-    if checkpoint.kind == "adapter" and looks_like_repo_id(checkpoint.adapter_config.get("base_model_name_or_path")):
+    if checkpoint.kind in ("adapter", "lora") and looks_like_repo_id(
+        checkpoint.adapter_config.get("base_model_name_or_path")
+    ):
         return [checkpoint.adapter_config["base_model_name_or_path"]]
     for stage in reversed(stages):
         if _hub_id(stage, "init_from") is not None:
@@ -239,17 +242,21 @@ def create_model_card(
     if name is None:
         name = checkpoint.folder.resolve().name if checkpoint.folder is not None else f"univigu-{checkpoint.kind}"
     usage_id = repo_id or "<user>/<repo>"
-    adapter = checkpoint.kind == "adapter"
+    adapter = checkpoint.kind in ("adapter", "lora")
     lora = lora_settings(checkpoint.adapter_config) if adapter else last.get("lora")
 
     base_models = resolve_base_models(checkpoint, stages, base_model)
 
     datasets = sorted({_hub_id(r, "dataset") for r in stages} - {None})
-    library = {"pipeline": "diffusers", "model": "transformers", "adapter": "peft"}[checkpoint.kind]
+    library = {"pipeline": "diffusers", "model": "transformers", "adapter": "peft", "lora": "diffusers"}[
+        checkpoint.kind
+    ]
     tags = ["univigu", "uni-vigu", "wan2.1", "text-to-video", "video-to-text", "video-captioning"]
     if checkpoint.kind == "pipeline":
         tags.append(f"diffusers:{checkpoint.pipeline_class}")
-    if adapter or lora:
+    if checkpoint.kind == "lora":  # as diffusers' LoRA training scripts tag theirs
+        tags += ["lora", "diffusers", "diffusers-training", "template:sd-lora"]
+    elif adapter or lora:
         tags += ["lora", "peft"]
     tags += [t for t in _as_list(extra.pop("tags", None)) if t not in tags]
     metadata = {

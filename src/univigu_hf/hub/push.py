@@ -237,6 +237,7 @@ def _push_folder(
     operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=data) for path, data in replaced.items()]
 
     what = f"UniViGU {checkpoint.kind}" if checkpoint.pipeline_class != "WanPipeline" else "Wan base pipeline"
+    what = "UniViGU LoRA (diffusers format)" if checkpoint.kind == "lora" else what
     message = commit_message or f"Upload {what}"
     api = HfApi(endpoint=endpoint, token=token)
     target = f"{api.endpoint}/{repo_id}"

@@ -4,6 +4,8 @@ the PEFT adapters our training script saves, and clear errors for files that are
 
 import json
 import os
+import pickle
+import re
 
 import safetensors
 import safetensors.torch
@@ -85,6 +87,32 @@ def _raised_in_conversion(error: BaseException) -> bool:
     return False
 
 
+def _refused_pickle(error: OSError, path) -> OSError | None:
+    """
+    For diffusers' bare `Unable to load weights from checkpoint file for '<file>'` (its `torch.load(weights_only=True)`
+    of a `.ckpt` / `.pt` / `.bin` failed, reason dropped): the error naming the file and, for a pickle that is not
+    weights-only, the way to load it anyway; `None` when the file is not a refused pickle.
+    """
+    found = re.search(r"checkpoint file for '(.+?)' at", str(error))
+    file = found.group(1) if found else (os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
+    if not file or not os.path.isfile(file) or file.endswith(".safetensors"):
+        return None
+    try:
+        import torch
+
+        torch.load(file, map_location="meta", weights_only=True)
+    except pickle.UnpicklingError as reason:
+        refused = unreadable_weights_error(file, reason)
+        return OSError(
+            f"{refused} load_lora_weights reads pickled LoRA files (.ckpt, .pt, .bin) weights-only. If you trust "
+            f"{file!r}, opt in by unpickling it yourself and passing the state dict: "
+            "`pipe.load_lora_weights(torch.load(path, weights_only=False))`."
+        )
+    except Exception:  # noqa: BLE001 - not a pickle problem: diffusers' error stands
+        return None
+    return None
+
+
 def _sample(keys, count: int = 3) -> str:
     return f" Its keys include {keys[:count]}." if keys else ""
 
@@ -126,6 +154,12 @@ class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
         keys = list(pretrained_model_name_or_path_or_dict) if source == "the LoRA state dict" else None
         try:
             out = super().lora_state_dict(pretrained_model_name_or_path_or_dict, **kwargs)
+        except OSError as error:
+            # diffusers drops why `torch.load(weights_only=True)` refused a pickled file.
+            refused = _refused_pickle(error, pretrained_model_name_or_path_or_dict)
+            if refused is None:
+                raise
+            raise refused from error
         except (KeyError, IndexError, ValueError) as error:
             # diffusers' converters fail with a bare KeyError/min() error on keys they do not know (a Flux LoRA).
             if not _raised_in_conversion(error):
