@@ -9,6 +9,8 @@ Not part of CI or the test suite: it writes ~20 GB under `--workdir` and takes ~
     OMP_NUM_THREADS=1 python benchmarks/real_size.py --output docs/results/real_size.json
     # a subset (results merge into an existing --output): --sections build_save,convert
     # --quick: the same code on a tiny model (seconds), for checking the script itself
+    # on a GPU (benchmarks/gpu_check.sh): random bf16 weights built in memory, 4 steps per task at 480x832x81
+    python benchmarks/real_size.py --device cuda --sections run_480p --threads 16 --output gpu_real_size.json
 """
 
 import argparse
@@ -24,8 +26,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECTIONS = ("build_save", "make_checkpoint", "convert", "load", "load_device_map", "run", "block_480p", "size_14b")
-SECTIONS += ("bad_truncated_shard", "bad_missing_block", "bad_14b_as_1_3b")
-DEFAULT_SECTIONS = tuple(s for s in SECTIONS)
+SECTIONS += ("bad_truncated_shard", "bad_missing_block", "bad_14b_as_1_3b", "run_480p")
+# run_480p (whole 480x832x81 steps) is for a GPU (`--device cuda`): on one CPU thread a step takes over an hour.
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "run_480p")
 TEXT_VOCAB_SIZE = 256384  # umT5's embedding rows (the issue's figure; the tokenizer's vocab_size is 256,300)
 CAPTION_TOKENS = 256
 PROMPT_TOKENS = 512  # Wan pads prompts to 512 umT5 tokens
@@ -64,8 +67,11 @@ def rss_gb() -> float:
 
 def reset_peak() -> None:
     """Resets `VmHWM` to the current RSS (Linux `clear_refs` 5)."""
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-        handle.write("5")
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:  # a sandboxed kernel (gVisor) may refuse it: the peak is then the process's since its start
+        pass
 
 
 class Phase:
@@ -324,16 +330,12 @@ def section_run(args) -> dict:
 
     result, steps = {}, {}
     with Phase(result, "load"):
-        model = _load(args)
+        model = _load(args).to(args.device)
     config = model.config
     frames, height, width = (2, 4, 4) if args.quick else SMALL_LATENTS
-    generator = torch.Generator().manual_seed(0)
-    latents = torch.randn(1, config.in_channels, frames, height, width, generator=generator).bfloat16()
-    prompt = torch.randn(1, PROMPT_TOKENS, config.text_dim, generator=generator).bfloat16()
+    latents, prompt, ids, t = _step_inputs(args, config, (frames, height, width))
     negative = torch.zeros_like(prompt)
-    caption_tokens = 16 if args.quick else CAPTION_TOKENS
-    ids = torch.randint(0, config.text_vocab_size, (1, caption_tokens), generator=generator)
-    t = torch.tensor([700.0])
+    caption_tokens = ids.shape[1]
     result["video_tokens"] = frames * (height // 2) * (width // 2)
     result["text_tokens"] = caption_tokens
     result["prompt_tokens"] = PROMPT_TOKENS
@@ -366,6 +368,141 @@ def section_run(args) -> dict:
         "caption_video_cache_off": steps["caption_video_cache_off"]["seconds"],
         "caption_video_cache_exact_cached": steps["caption_exact_cached_step"]["seconds"],
         "caption_video_cache_exact_first_step": steps["caption_exact_fill_step"]["seconds"],
+    }
+    return result
+
+
+def _step_inputs(args, config, latents_shape):
+    """Random bf16 latents and prompt embeddings, caption ids and a timestep, on `--device`."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, config.in_channels, *latents_shape, generator=generator).bfloat16()
+    prompt = torch.randn(1, PROMPT_TOKENS, config.text_dim, generator=generator).bfloat16()
+    ids = torch.randint(0, config.text_vocab_size, (1, 16 if args.quick else CAPTION_TOKENS), generator=generator)
+    t = torch.tensor([700.0])
+    return latents.to(args.device), prompt.to(args.device), ids.to(args.device), t.to(args.device)
+
+
+class DevicePhase:
+    """Times a phase on `--device` (synchronised) and records `torch.cuda.max_memory_allocated` since its start."""
+
+    def __init__(self, into: dict, name: str, device: str):
+        self.into, self.name, self.cuda = into, name, str(device).startswith("cuda")
+
+    def __enter__(self):
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.allocated_before = torch.cuda.memory_allocated()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        row = {}
+        if self.cuda:
+            torch.cuda.synchronize()
+            row["allocated_before_gb"] = round(self.allocated_before / GB, 3)
+            row["peak_allocated_gb"] = round(torch.cuda.max_memory_allocated() / GB, 3)
+        row["seconds"] = round(time.perf_counter() - self.start, 3)
+        self.into[self.name] = row
+        return False
+
+
+def section_run_480p(args) -> dict:
+    """The 1.3B (random bf16 weights, built in memory) at 480x832x81 on `--device`: `--steps` text-to-video steps with
+    CFG (two forwards each) and `--steps` captioning steps with the exact video context cache (the first fills it),
+    each mode's peak `torch.cuda.max_memory_allocated`; then one text-to-video step with fp8 layerwise casting."""
+    import torch
+
+    from univigu_hf import UniViGUModel
+
+    cuda = str(args.device).startswith("cuda")
+    result, modes = {"device": args.device, "steps": args.steps}, {}
+    if cuda:
+        result["gpu"] = torch.cuda.get_device_name()
+        result["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / GB, 2)
+    with Phase(result, "build_on_cpu"):
+        model = UniViGUModel._from_config(univigu_config(args), dtype=torch.bfloat16).eval()
+    with DevicePhase(modes, "to_device", args.device):
+        model.to(args.device)
+    config = model.config
+    result["weights_gb"] = round(sum(p.numel() * p.element_size() for p in model.parameters()) / GB, 3)
+    shape = (3, 8, 8) if args.quick else LATENTS_480P
+    latents, prompt, ids, t = _step_inputs(args, config, shape)
+    negative = torch.zeros_like(prompt)
+    result["video_tokens"] = shape[0] * (shape[1] // 2) * (shape[2] // 2)
+    result["text_tokens"], result["prompt_tokens"] = ids.shape[1], PROMPT_TOKENS
+    timesteps = torch.linspace(999.0, 250.0, args.steps).tolist()
+    with torch.no_grad():
+        step_seconds = []
+        with DevicePhase(modes, "text_to_video_cfg", args.device):
+            for value in timesteps:
+                start = time.perf_counter()
+                step_t = torch.tensor([value], device=args.device)
+                cond = model(video_latents=latents, video_timestep=step_t, encoder_hidden_states=prompt)
+                uncond = model(video_latents=latents, video_timestep=step_t, encoder_hidden_states=negative)
+                latents = latents - 0.01 * (
+                    uncond.video_velocity + 5.0 * (cond.video_velocity - uncond.video_velocity)
+                )
+                if cuda:
+                    torch.cuda.synchronize()
+                step_seconds.append(round(time.perf_counter() - start, 3))
+        modes["text_to_video_cfg"]["step_seconds"] = step_seconds
+        modes["text_to_video_cfg"]["finite"] = bool(torch.isfinite(latents).all())
+        config.video_attends_text = False  # what makes the cache exact (a config choice of the checkpoint)
+        step_seconds, cache = [], None
+        with DevicePhase(modes, "caption_video_cache_exact", args.device):
+            for value in timesteps:
+                start = time.perf_counter()
+                step_t = torch.tensor([value], device=args.device)
+                if cache is None:  # the first step runs the video once and fills the cache
+                    out = model(
+                        video_latents=latents,
+                        text_ids=ids,
+                        video_timestep=0,
+                        text_timestep=step_t,
+                        return_video_context=True,
+                    )
+                    cache = out.video_context
+                else:
+                    out = model(text_ids=ids, text_timestep=step_t, video_context=cache)
+                ids = out.text_logits.argmax(-1)
+                if cuda:
+                    torch.cuda.synchronize()
+                step_seconds.append(round(time.perf_counter() - start, 3))
+        modes["caption_video_cache_exact"]["step_seconds"] = step_seconds
+        modes["caption_video_cache_exact"]["cache"] = {
+            "exact": cache.exact,
+            "nbytes_gb": round(cache.nbytes / GB, 3),
+            "computed_keys_values_gb": round(
+                2 * config.num_layers * result["video_tokens"] * config.hidden_size * 2 / GB, 3
+            ),
+        }
+        del cache, out
+        config.video_attends_text = True
+        if cuda:
+            torch.cuda.empty_cache()
+        try:
+            model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+            with DevicePhase(modes, "text_to_video_cfg_fp8_layerwise_one_step", args.device):
+                step_t = torch.tensor([timesteps[0]], device=args.device)
+                model(video_latents=latents, video_timestep=step_t, encoder_hidden_states=prompt)
+                model(video_latents=latents, video_timestep=step_t, encoder_hidden_states=negative)
+            modes["text_to_video_cfg_fp8_layerwise_one_step"]["weights_gb"] = round(
+                sum(p.numel() * p.element_size() for p in model.parameters()) / GB, 3
+            )
+        except Exception as error:  # noqa: BLE001 - a failure here is a result, not a reason to lose the others
+            modes["text_to_video_cfg_fp8_layerwise_one_step"] = {"error": f"{type(error).__name__}: {error}"[:600]}
+    result["modes"] = modes
+    result["computed_in_docs_scaling_md_gb"] = {
+        "weights_bf16": 6.10,
+        "text_to_video": "6.1 (transformer alone, model CPU offload column) + largest activation 0.59",
+        "caption_exact_480p": "12.1 (transformer + 6.04 cache, model CPU offload column; 12.7 with the VAE)",
     }
     return result
 
@@ -543,6 +680,7 @@ def run_section(args, name: str) -> dict:
         out = handle.name
     command = [sys.executable, os.path.abspath(__file__), "--child", name, "--child-output", out]
     command += ["--workdir", args.workdir, "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+    command += ["--device", args.device, "--steps", str(args.steps)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env)
@@ -566,6 +704,8 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "univigu_real_size"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="where `run` and `run_480p` run (cpu, cuda); the rest is CPU")
+    parser.add_argument("--steps", type=int, default=4, help="steps per task of `run_480p`")
     parser.add_argument("--clean", action="store_true", help="remove --workdir (~20 GB of files) at the end")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-output", default=None, help=argparse.SUPPRESS)
@@ -591,7 +731,8 @@ def main() -> None:
         benchmark="real_size",
         quick=args.quick,
         environment={
-            "device": "cpu",
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
             "torch": torch.__version__,
             "threads": args.threads,
             "cpu": _cpu_name(),
