@@ -55,13 +55,15 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def compare_seconds(functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1) -> dict[str, float]:
+def interleaved_samples(
+    functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1
+) -> dict[str, list[float]]:
     """
-    Median wall time of each function, measured side by side: after `warmup` calls of each, the functions run in
-    turn `repeats` times (A, B, C, A, B, C, ...), so a change in machine load affects all of them alike.
+    Wall time of each function, measured side by side: after `warmup` calls of each, the functions run in turn
+    `repeats` times (A, B, C, A, B, C, ...), so a change in machine load affects all of them alike.
 
     Returns:
-        `dict[str, float]`: seconds per call, by name.
+        `dict[str, list[float]]`: every sample (seconds per call), by name.
     """
     for function in functions.values():
         for _ in range(warmup):
@@ -74,6 +76,12 @@ def compare_seconds(functions: dict[str, Callable], repeats: int, device: str, w
             function()
             synchronize(device)
             samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def compare_seconds(functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each function, measured side by side ([`interleaved_samples`])."""
+    samples = interleaved_samples(functions, repeats, device, warmup)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

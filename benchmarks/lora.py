@@ -31,9 +31,9 @@ from _common import (
     QUICK_TEXT_VOCAB,
     build_pipelines,
     environment,
+    interleaved_samples,
     latent_shape,
     parser,
-    synchronize,
 )
 from _report import emit
 
@@ -58,21 +58,6 @@ def random_lora(model, rank: int, seed: int = 0) -> dict:
             up = torch.randn(linear.out_features, rank, generator=generator) * 0.02 / rank**0.5
             state_dict[f"{key}.lora_A.weight"], state_dict[f"{key}.lora_B.weight"] = down, up
     return state_dict
-
-
-def interleaved_samples(functions: dict, repeats: int, device: str) -> dict[str, list[float]]:
-    """`_common.compare_seconds` (one warm-up each, then A, B, C, ... `repeats` times), keeping every sample."""
-    for function in functions.values():
-        function()
-    samples = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            synchronize(device)
-            start = time.perf_counter()
-            function()
-            synchronize(device)
-            samples[name].append(time.perf_counter() - start)
-    return samples
 
 
 def load_seconds(pipe, folder: str, repeats: int) -> float:

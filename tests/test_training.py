@@ -133,21 +133,27 @@ def test_each_task_feeds_the_model_what_inference_feeds_it(pipe, null_condition)
     assert inputs["text_attention_mask"][joint].eq(1).all()
 
 
-def test_losses_recomputed_independently(pipe, null_condition):
-    batch = UniViGUDataCollator(max_text_length=MAX_TEXT, pad_token_id=0)(make_examples(pipe, 12))
-    config = UniFlowTrainingConfig(text_loss_weight=0.5)
+def loss_with_model_io(pipe, batch, config, null_condition):
+    """The loss of `batch` (step generator 3), the model's inputs and outputs, and the noise it drew (recovered from
+    the noisy latents the model saw)."""
     calls, hook = capture_model_inputs(pipe.transformer)
     try:
         out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, step_generator(3), null_condition)
     finally:
         hook.remove()
     inputs, outputs = calls[0]
-    tasks = out.tasks
-    sigmas = inputs["video_timestep"] / 1000
+    sigmas = (inputs["video_timestep"] / 1000).view(-1, 1, 1, 1, 1)
     clean = batch["video_latents"]
-    noise = (inputs["video_latents"] - (1 - sigmas.view(-1, 1, 1, 1, 1)) * clean) / sigmas.clamp_min(1e-8).view(
-        -1, 1, 1, 1, 1
-    )
+    noise = (inputs["video_latents"] - (1 - sigmas) * clean) / sigmas.clamp_min(1e-8)
+    return out, outputs, noise
+
+
+def test_losses_recomputed_independently(pipe, null_condition):
+    batch = UniViGUDataCollator(max_text_length=MAX_TEXT, pad_token_id=0)(make_examples(pipe, 12))
+    config = UniFlowTrainingConfig(text_loss_weight=0.5)
+    out, outputs, noise = loss_with_model_io(pipe, batch, config, null_condition)
+    tasks = out.tasks
+    clean = batch["video_latents"]
     video_rows = tasks != UNDERSTANDING
     expected_video = (outputs.video_velocity - (noise - clean))[video_rows].pow(2).mean()
     text_rows = tasks != GENERATION
@@ -168,15 +174,8 @@ def test_foreground_weight_recomputed_independently(pipe, null_condition):
         pipe.transformer, batch, pipe.scheduler, UniFlowTrainingConfig(), step_generator(3), null_condition
     )
     config = UniFlowTrainingConfig(video_foreground_weight=4.0)
-    calls, hook = capture_model_inputs(pipe.transformer)
-    try:
-        out = unified_flow_loss(pipe.transformer, batch, pipe.scheduler, config, step_generator(3), null_condition)
-    finally:
-        hook.remove()
-    inputs, outputs = calls[0]
+    out, outputs, noise = loss_with_model_io(pipe, batch, config, null_condition)
     clean = batch["video_latents"]
-    sigmas = (inputs["video_timestep"] / 1000).view(-1, 1, 1, 1, 1)
-    noise = (inputs["video_latents"] - (1 - sigmas) * clean) / sigmas.clamp_min(1e-8)
     # Distance from each latent frame's per-channel spatial median, averaged over channels.
     median = clean.flatten(3).median(dim=3).values[..., None, None]
     distance = (clean - median).abs().mean(dim=1, keepdim=True)
