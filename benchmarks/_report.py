@@ -81,6 +81,18 @@ def _accuracy(r: dict) -> list[tuple]:
     return rows
 
 
+def _decoding(r: dict) -> list[tuple]:
+    rows = []
+    for name, mode in r["modes"].items():
+        what = f"{name}, {r['num_clips']} held-out clips, batches of {r['batch_size']}, {r['steps']} steps"
+        value = (
+            f"accuracy {mode['mean_accuracy']:.3f}, {mode['mean_calls']} calls per batch, same as euler "
+            f"{mode['same_caption_as_euler']:.0%}, {_x(mode['speedup_vs_euler'])}"
+        )
+        rows.append(("caption decoding", what, value, ""))
+    return rows
+
+
 def _training(r: dict) -> list[tuple]:
     value = (
         f"{r['trainer_samples_per_second']} vs {r['bare_loop_samples_per_second']} samples/s "
@@ -210,6 +222,7 @@ SUMMARIES = {
     "generation_overhead": _generation,
     "captioning": _captioning,
     "caption_cache_accuracy": _accuracy,
+    "caption_decoding": _decoding,
     "training_overhead": _training,
     "data_preparation": _data_preparation,
     "efficiency": _efficiency,

@@ -102,6 +102,12 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
         text_final_step (`str`, defaults to `"argmax"`):
             What the last text step (`t + h >= 1`) returns: `"argmax"` of the logits or a `"sample"` from them (the
             latter is what the `flow_matching` Euler solver does).
+        text_decoding (`str`, defaults to `"euler"`):
+            `"euler"`: the discrete Euler solver. `"confidence"`: also commit, at each step, the positions whose
+            largest softmax probability reaches `text_confidence_threshold` (at least one per row) and keep them fixed;
+            [`~UniFlowScheduler.step_text`] returns the `text_committed` mask and the pipelines stop once it is full.
+        text_confidence_threshold (`float`, defaults to 0.9):
+            The commit probability of `"confidence"` decoding, in `(0, 1]`.
     """
 
     _compatibles = ["FlowMatchEulerDiscreteScheduler"]
@@ -118,6 +124,8 @@ class UniFlowScheduler(DiscreteTextFlowMixin, SchedulerMixin, ConfigMixin):
         text_vocab_size: int | None = None,
         mask_token_id: int | None = None,
         text_final_step: str = "argmax",
+        text_decoding: str = "euler",
+        text_confidence_threshold: float = 0.9,
     ):
         if not is_int(num_train_timesteps) or num_train_timesteps <= 0:
             raise ValueError(f"num_train_timesteps must be a positive int, got {num_train_timesteps!r}")

@@ -15,6 +15,7 @@ from diffusers.utils import BaseOutput, logging
 
 from ..utils.checks import all_finite, is_int, is_real
 from ..utils.torch_utils import as_float_tensor, random_device
+from .text_decoding import check_text_committed, check_text_decoding, confidence_commit
 
 
 logger = logging.get_logger(__name__)
@@ -37,10 +38,15 @@ class UniFlowTextSchedulerOutput(BaseOutput):
             the generated text).
         pred_original_text_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
             The argmax of the logits, i.e. the model's current guess of the clean text.
+        text_committed (`torch.BoolTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            With `text_decoding="confidence"`, the positions committed so far (fixed from now on); pass it back to the
+            next `step_text` call. All `True` once every position is committed: the caption is final. `None` with
+            `text_decoding="euler"`.
     """
 
     prev_text_ids: torch.LongTensor
     pred_original_text_ids: torch.LongTensor
+    text_committed: torch.BoolTensor | None = None
 
 
 class DiscreteTextFlowMixin:
@@ -67,6 +73,18 @@ class DiscreteTextFlowMixin:
             raise ValueError("mask_token_id must be set when text_source is 'mask', got None")
         if text_final_step not in TEXT_FINAL_STEPS:
             raise ValueError(f"text_final_step must be one of {TEXT_FINAL_STEPS}, got {text_final_step!r}")
+
+    def register_to_config(self, **kwargs):
+        """[`ConfigMixin.register_to_config`] that refuses a bad `text_decoding` / `text_confidence_threshold` (the
+        constructor registers its arguments through it, so this also checks `UniFlowScheduler(...)` and
+        `from_config`)."""
+        if "text_decoding" in kwargs or "text_confidence_threshold" in kwargs:
+            current = getattr(self, "_internal_dict", {})
+            check_text_decoding(
+                kwargs.get("text_decoding", current.get("text_decoding", "euler")),
+                kwargs.get("text_confidence_threshold", current.get("text_confidence_threshold", 0.9)),
+            )
+        super().register_to_config(**kwargs)
 
     def kappa(self, t: float | torch.Tensor) -> torch.Tensor:
         """
@@ -298,6 +316,7 @@ class DiscreteTextFlowMixin:
         generator: torch.Generator | None = None,
         next_text_time: float | torch.Tensor | None = None,
         return_dict: bool = True,
+        text_committed: torch.BoolTensor | None = None,
     ) -> UniFlowTextSchedulerOutput | tuple:
         """
         One discrete Euler step of the mixture-path flow from text time `t` to `t + h`.
@@ -321,11 +340,21 @@ class DiscreteTextFlowMixin:
                 to `t` (requires [`~UniFlowScheduler.set_timesteps`]).
             return_dict (`bool`, defaults to `True`):
                 Whether to return a [`UniFlowTextSchedulerOutput`] or a tuple.
+            text_committed (`torch.BoolTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                With `text_decoding="confidence"`: the `text_committed` of the previous call (`None` at the first
+                step: nothing committed). Refused with `text_decoding="euler"`.
 
         Returns:
-            [`UniFlowTextSchedulerOutput`] or `tuple`: `prev_text_ids` (tokens at `t + h`) and `pred_original_text_ids`
-            (argmax of the logits). If `return_dict` is `False`, the tuple `(prev_text_ids, pred_original_text_ids)`.
+            [`UniFlowTextSchedulerOutput`] or `tuple`: `prev_text_ids` (tokens at `t + h`), `pred_original_text_ids`
+            (argmax of the logits) and `text_committed` (confidence decoding only). If `return_dict` is `False`, the
+            tuple `(prev_text_ids, pred_original_text_ids)`, plus `text_committed` with confidence decoding.
         """
+        confidence = self.config.text_decoding == "confidence"
+        if text_committed is not None and not confidence:
+            raise ValueError(
+                "text_committed is only used with text_decoding='confidence', got a mask while this scheduler has "
+                f"text_decoding={self.config.text_decoding!r}"
+            )
         if not isinstance(text_logits, torch.Tensor) or not text_logits.is_floating_point():
             raise TypeError("text_logits must be a floating-point torch.Tensor of shape (batch_size, seq_len, vocab)")
         if text_logits.ndim != 3:
@@ -358,6 +387,7 @@ class DiscreteTextFlowMixin:
                 f"text_ids must lie in [0, vocab_size={vocab_size}) of text_logits, got values in "
                 f"[{text_ids.min().item()}, {text_ids.max().item()}]"
             )
+        committed = check_text_committed(text_committed, text_ids) if confidence else None
         t = self._validate_text_time(text_time, batch_size, device)
         if next_text_time is None:
             t_next = self._next_text_time(t)
@@ -398,6 +428,16 @@ class DiscreteTextFlowMixin:
                 probs = torch.softmax(text_logits[draw].to(torch.float64), dim=-1)
                 prev_text_ids[draw] = self._multinomial(probs, generator)
 
+        if not confidence:
+            if not return_dict:
+                return (prev_text_ids, pred_original)
+            return UniFlowTextSchedulerOutput(prev_text_ids=prev_text_ids, pred_original_text_ids=pred_original)
+        threshold = self.config.text_confidence_threshold
+        prev_text_ids, committed = confidence_commit(
+            text_logits, text_ids, prev_text_ids, committed, is_final, threshold
+        )
         if not return_dict:
-            return (prev_text_ids, pred_original)
-        return UniFlowTextSchedulerOutput(prev_text_ids=prev_text_ids, pred_original_text_ids=pred_original)
+            return (prev_text_ids, pred_original, committed)
+        return UniFlowTextSchedulerOutput(
+            prev_text_ids=prev_text_ids, pred_original_text_ids=pred_original, text_committed=committed
+        )

@@ -243,7 +243,7 @@ class UniViGUCaptioningMixin:
         latents = latents.to(self.transformer.dtype)
         text_times = self.scheduler.text_times
         self._num_timesteps = steps
-        video_context = None
+        video_context = committed = None
         with self.progress_bar(total=steps) as progress_bar:
             for i in range(steps):
                 if self.interrupt:
@@ -268,7 +268,9 @@ class UniViGUCaptioningMixin:
                         text_ids=text_ids, text_timestep=text_timestep, video_context=video_context
                     ).text_logits
                 self._check_finite_output("text_logits", logits, step=i)
-                text_ids = self._step_text(logits, t_text, text_ids, generators, text_times[i + 1])
+                text_ids, committed = self._step_text(
+                    logits, t_text, text_ids, generators, text_times[i + 1], committed
+                )
                 tensors = {
                     "latents": latents,
                     "prompt_embeds": prompt_embeds,
@@ -280,6 +282,8 @@ class UniViGUCaptioningMixin:
                 )
                 text_ids = tensors["text_ids"]  # the caption loop takes only the caption back
                 progress_bar.update()
+                if committed is not None and bool(committed.all()):
+                    break  # confidence decoding: every position is committed, the caption is final
 
         return text_ids
 
@@ -318,13 +322,23 @@ class UniViGUCaptioningMixin:
             [self.scheduler.sample_text_source((1, length), generator=g, device=device) for g in generators]
         )
 
-    def _step_text(self, logits, t_text, text_ids, generators, t_next) -> torch.Tensor:
+    def _step_text(self, logits, t_text, text_ids, generators, t_next, committed=None):
+        """One text step (a row at a time with per-video generators); returns `(text_ids, committed)`, the mask of
+        committed positions (`None` unless the scheduler has `text_decoding="confidence"`)."""
         if generators is None:
-            return self.scheduler.step_text(logits, t_text, text_ids, next_text_time=t_next, return_dict=False)[0]
+            out = self.scheduler.step_text(logits, t_text, text_ids, next_text_time=t_next, text_committed=committed)
+            return out.prev_text_ids, out.text_committed
         rows = [
             self.scheduler.step_text(
-                logits[i : i + 1], t_text, text_ids[i : i + 1], generator=g, next_text_time=t_next, return_dict=False
-            )[0]
+                logits[i : i + 1],
+                t_text,
+                text_ids[i : i + 1],
+                generator=g,
+                next_text_time=t_next,
+                text_committed=None if committed is None else committed[i : i + 1],
+            )
             for i, g in enumerate(generators)
         ]
-        return torch.cat(rows)
+        if rows[0].text_committed is None:
+            return torch.cat([row.prev_text_ids for row in rows]), None
+        return torch.cat([row.prev_text_ids for row in rows]), torch.cat([row.text_committed for row in rows])

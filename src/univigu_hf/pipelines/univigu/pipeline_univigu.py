@@ -257,6 +257,7 @@ class UniViGUPipeline(
         device = latents.device
         transformer_dtype = self.transformer.dtype
         text_timestep = None if text_ids is None else torch.zeros(batch, device=device)
+        committed = None  # the text positions committed so far (confidence decoding only)
         self._num_timesteps = len(timesteps)
         self.scheduler.set_begin_index(0)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
@@ -278,9 +279,12 @@ class UniViGUPipeline(
                 )
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
                 self._check_finite_output("latents", latents, step=i)
-                if denoise_text:
+                if denoise_text and not (committed is not None and bool(committed.all())):
+                    # (once confidence decoding has committed every position, the text stays as it is)
                     self._check_finite_output("text_logits", logits, step=i)
-                    text_ids = self._step_text(logits, text_times[i], text_ids, generators, text_times[i + 1])
+                    text_ids, committed = self._step_text(
+                        logits, text_times[i], text_ids, generators, text_times[i + 1], committed
+                    )
                 tensors = {
                     "latents": latents,
                     "prompt_embeds": prompt_embeds,
