@@ -314,6 +314,13 @@ def test_command_line_writes_safetensors_loadable_with_automodel(tmp_path):
     assert sorted(os.listdir(output)) == ["config.json", "model.safetensors"]
     loaded = AutoModel.from_pretrained(output)
     assert torch.equal(loaded.text_embedding.weight, official_state_dict(fsdp=False)["vocab_embed.weight"])
+    # Shards, as save_pretrained writes them.
+    sharded = tmp_path / "sharded"
+    argv = ["--checkpoint", str(checkpoint), "--wan-config", str(wan_dir.parent), "--output", str(sharded)]
+    assert main([*argv, "--max-shard-size", "50KB"]) == 0
+    assert "model.safetensors.index.json" in os.listdir(sharded) and len(list(sharded.glob("*.safetensors"))) > 1
+    reloaded = AutoModel.from_pretrained(sharded)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), reloaded.state_dict().values()))
     # And as a module entry point, bf16.
     result = subprocess.run(
         [

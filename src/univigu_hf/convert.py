@@ -354,6 +354,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m univigu_hf.conver
     parser.add_argument("--dtype", choices=sorted(_DTYPES), default=None, help="cast weights (fp32 modules stay fp32)")
     parser.add_argument("--max-text-length", type=int, default=None, help="default caption length in the config")
     parser.add_argument("--no-strict", action="store_true", help="drop unknown checkpoint keys with a warning")
+    parser.add_argument(
+        "--max-shard-size",
+        default=None,
+        help="largest weights file, as save_pretrained takes it (e.g. 2GB; default: transformers' own)",
+    )
     args = parser.parse_args(argv)
     for name in ("text_vocab_size", "max_text_length"):
         value = getattr(args, name)
@@ -370,7 +375,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m univigu_hf.conver
             strict=not args.no_strict,
             **overrides,
         )
-        model.save_pretrained(args.output)
+        shards = {} if args.max_shard_size is None else {"max_shard_size": args.max_shard_size}
+        model.save_pretrained(args.output, **shards)
     except (ValueError, TypeError, OSError) as error:  # the converter's own checks: no traceback
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
