@@ -149,3 +149,22 @@ def environment(device: str) -> dict:
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def caption_quality(captions: list[str], baseline: list[str], clips: list, references: list) -> dict:
+    """
+    What the caption benchmarks report for one mode on shapes-world clips: the exact attribute accuracy
+    (`shapes.scoring.score_captions`), the share of captions identical to a baseline mode's, and three examples.
+
+    Returns:
+        `dict` with `mean_accuracy`, `accuracy` (per attribute), `same_as_baseline` and `examples`, rounded.
+    """
+    from univigu_hf.shapes.scoring import score_captions
+
+    scores = score_captions(captions, references)
+    return {
+        "mean_accuracy": round(scores["mean_accuracy"], 4),
+        "accuracy": {key: round(value, 4) for key, value in scores["accuracy"].items()},
+        "same_as_baseline": round(sum(a == b for a, b in zip(captions, baseline)) / len(clips), 4),
+        "examples": [{"reference": clip.caption, "generated": text} for clip, text in zip(clips[:3], captions)],
+    }

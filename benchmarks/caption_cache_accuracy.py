@@ -19,12 +19,11 @@ identical to the uncached ones and the time.
 import time
 
 import torch
-from _common import environment, parser
+from _common import caption_quality, environment, parser
 from _report import emit, repository_path
 
 import univigu_hf
 from univigu_hf import UniViGUPipeline, shapes
-from univigu_hf.shapes.scoring import score_captions
 
 
 EVAL_SEED = 424242  # examples/shapes_world/eval_demo.py's captioning clips (no training stage uses it)
@@ -72,18 +71,18 @@ def main() -> None:
     for name, cache in modes.items():
         captions, seconds = caption_all(pipe, clips, args.batch_size, steps, **cache)
         reference_captions = captions if reference_captions is None else reference_captions
-        scores = score_captions(captions, references)
+        quality = caption_quality(captions, reference_captions, clips, references)
         refresh = cache.get("video_cache_refresh")
         full_steps = steps if cache["video_cache"] == "off" else len(range(0, steps, refresh or steps))
         rows[name] = {
             **cache,
             "full_steps": full_steps,
-            "mean_accuracy": round(scores["mean_accuracy"], 4),
-            "accuracy": {key: round(value, 4) for key, value in scores["accuracy"].items()},
-            "same_caption_as_off": round(sum(a == b for a, b in zip(captions, reference_captions)) / len(clips), 4),
+            "mean_accuracy": quality["mean_accuracy"],
+            "accuracy": quality["accuracy"],
+            "same_caption_as_off": quality["same_as_baseline"],
             "seconds": round(seconds, 3),
             "speedup_vs_off": None,
-            "examples": [{"reference": clip.caption, "generated": text} for clip, text in zip(clips[:3], captions)],
+            "examples": quality["examples"],
         }
     for row in rows.values():
         row["speedup_vs_off"] = round(rows["off"]["seconds"] / row["seconds"], 2)

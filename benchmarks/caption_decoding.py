@@ -36,6 +36,7 @@ from _common import (
     QUICK_SIZE,
     QUICK_TEXT_VOCAB,
     build_pipelines,
+    caption_quality,
     compare_seconds,
     environment,
     interleaved_samples,
@@ -46,7 +47,6 @@ from _report import REPOSITORY, emit, repository_path
 
 import univigu_hf
 from univigu_hf import UniFlowScheduler, UniViGUPipeline, shapes
-from univigu_hf.shapes.scoring import score_captions
 
 
 SECTIONS = ("accuracy", "mid_size", "joint")
@@ -54,21 +54,17 @@ EVAL_SEED = 424242  # examples/shapes_world/eval_demo.py's captioning clips (no 
 
 
 def caption_all(pipe, clips, batch_size, steps) -> tuple[list[str], float, list[int]]:
-    calls = [0]
-    hook = pipe.transformer.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     captions, seconds, per_batch = [], 0.0, []
-    try:
+    with CallCounter(pipe.transformer) as counter:
         for start in range(0, len(clips), batch_size):
             chunk = clips[start : start + batch_size]
             generators = [torch.Generator().manual_seed(EVAL_SEED + start + i) for i in range(len(chunk))]
-            before = calls[0]
+            before = counter.calls
             began = time.perf_counter()
             output = pipe.caption([clip.frames for clip in chunk], num_inference_steps=steps, generator=generators)
             seconds += time.perf_counter() - began
-            per_batch.append(calls[0] - before)
+            per_batch.append(counter.calls - before)
             captions.extend(output.text)
-    finally:
-        hook.remove()
     return captions, seconds, per_batch
 
 
@@ -252,17 +248,17 @@ def accuracy_section(args, pipe) -> dict:
         pipe.scheduler = UniFlowScheduler.from_config(base_config, **decoding)
         captions, seconds, calls = caption_all(pipe, clips, args.batch_size, steps)
         euler_captions = captions if euler_captions is None else euler_captions
-        scores = score_captions(captions, references)
+        quality = caption_quality(captions, euler_captions, clips, references)
         rows[name] = {
             **decoding,
             "transformer_calls_per_batch": calls,
             "mean_calls": round(sum(calls) / len(calls), 2),
-            "mean_accuracy": round(scores["mean_accuracy"], 4),
-            "accuracy": {key: round(value, 4) for key, value in scores["accuracy"].items()},
-            "same_caption_as_euler": round(sum(a == b for a, b in zip(captions, euler_captions)) / len(clips), 4),
+            "mean_accuracy": quality["mean_accuracy"],
+            "accuracy": quality["accuracy"],
+            "same_caption_as_euler": quality["same_as_baseline"],
             "seconds": round(seconds, 3),
             "speedup_vs_euler": None,
-            "examples": [{"reference": clip.caption, "generated": text} for clip, text in zip(clips[:3], captions)],
+            "examples": quality["examples"],
         }
     for row in rows.values():
         row["speedup_vs_euler"] = round(rows["euler"]["seconds"] / row["seconds"], 2)

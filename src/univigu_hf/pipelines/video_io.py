@@ -239,8 +239,7 @@ def pil_frame_array(frame: PIL.Image.Image) -> np.ndarray:
         `ValueError` for a frame with no pixels, `TypeError` for a mode with no fixed full intensity (`I`, 32-bit
         integers) or none of the above.
     """
-    if frame.width == 0 or frame.height == 0:
-        raise ValueError(f"video frames must have at least 1x1 pixels, got a {frame.width}x{frame.height} PIL frame")
+    check_pil_frame(frame)
     mode = frame.mode
     if mode in _PIL_8BIT_MODES:
         return np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0
@@ -248,17 +247,24 @@ def pil_frame_array(frame: PIL.Image.Image) -> np.ndarray:
         return np.asarray(frame.convert("RGBA"), dtype=np.float32)[..., :3] / 255.0
     if mode in _PIL_16BIT_MODES:
         grey = np.asarray(frame, dtype=np.float32) / 65535.0
-    elif mode == "F":
+    else:  # "F"
         grey = np.asarray(frame, dtype=np.float32)
         _check_float_values(grey)
         grey = np.clip(grey, 0.0, 1.0)
-    else:
-        raise TypeError(
-            f"video frames in PIL mode {mode!r} are not accepted: use an 8-bit mode ({', '.join(_PIL_8BIT_MODES)}), "
-            f"one with alpha ({', '.join(_PIL_ALPHA_MODES)}), 16-bit grey ({', '.join(_PIL_16BIT_MODES)}) or 'F' "
-            "in [0, 1]"
-        )
     return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def check_pil_frame(frame: PIL.Image.Image) -> None:
+    """Raises the errors of [`pil_frame_array`] for a frame without converting it: no pixels (`ValueError`), or a
+    mode that is not converted faithfully (`TypeError`)."""
+    if frame.width == 0 or frame.height == 0:
+        raise ValueError(f"video frames must have at least 1x1 pixels, got a {frame.width}x{frame.height} PIL frame")
+    if frame.mode not in (*_PIL_8BIT_MODES, *_PIL_ALPHA_MODES, *_PIL_16BIT_MODES, "F"):
+        raise TypeError(
+            f"video frames in PIL mode {frame.mode!r} are not accepted: use an 8-bit mode "
+            f"({', '.join(_PIL_8BIT_MODES)}), one with alpha ({', '.join(_PIL_ALPHA_MODES)}), 16-bit grey "
+            f"({', '.join(_PIL_16BIT_MODES)}) or 'F' in [0, 1]"
+        )
 
 
 def pil_frames(frames) -> torch.Tensor:
@@ -276,7 +282,7 @@ def _pil_clip(frames) -> VideoClip:
         raise ValueError(
             f"video frames must all have the same size, got {sorted({frame.size for frame in frames})} (width, height)"
         )
-    pil_frame_array(frames[0].crop((0, 0, 1, 1)) if frames[0].width and frames[0].height else frames[0])  # mode
+    check_pil_frame(frames[0])  # before any frame is converted
     return VideoClip(
         len(frames),
         lambda index, transform: _apply(transform, pil_frames([frames[i] for i in index])),
