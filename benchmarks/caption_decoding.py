@@ -201,11 +201,21 @@ def joint_section(args, pipe) -> dict:
 def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--model", default=univigu_hf.DEFAULT_MODEL, help="a saved UniViGUPipeline")
-    args_parser.add_argument("--num-clips", type=int, default=120)
+    args_parser.add_argument("--num-clips", type=int, default=240)
     args_parser.add_argument("--batch-size", type=int, default=40)
     args_parser.add_argument("--steps", type=int, default=None, help="text steps (default: the pipeline's)")
     args_parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[1.0, 0.99, 0.97, 0.95, 0.9, 0.7, 0.5, 0.3]
+    )
+    args_parser.add_argument(
+        "--euler-steps", type=int, nargs="+", default=[5, 10, 20, 50], help="Euler step counts (accuracy section)"
+    )
+    args_parser.add_argument(
+        "--confidence-steps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="schedules (text steps) the thresholds run on (accuracy section; default: the pipeline's steps)",
     )
     args_parser.add_argument(
         "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to measure (default: all)"
@@ -234,23 +244,39 @@ def main() -> None:
     emit(results, args.output)
 
 
+def accuracy_modes(args, steps: int) -> dict:
+    """`name -> (scheduler decoding, text steps)`: Euler at `args.euler_steps` (the pipeline's steps named `euler`,
+    the reference) and confidence decoding at every threshold on every schedule of `args.confidence_steps`."""
+    modes = {"euler": ({"text_decoding": "euler"}, steps)}
+    for euler_steps in args.euler_steps:
+        if euler_steps != steps:
+            modes[f"euler_{euler_steps}"] = ({"text_decoding": "euler"}, euler_steps)
+    for schedule in args.confidence_steps or [steps]:
+        suffix = "" if schedule == steps else f"_{schedule}steps"
+        for name, decoding in decoding_modes(args.thresholds).items():
+            if name != "euler":
+                modes[name + suffix] = (decoding, schedule)
+    return modes
+
+
 def accuracy_section(args, pipe) -> dict:
-    """Caption accuracy, calls and time on the held-out clips, Euler vs confidence at `args.thresholds`."""
+    """Caption accuracy, calls and time on the held-out clips: Euler at several step counts and confidence decoding at
+    `args.thresholds`, each against Euler at the pipeline's steps."""
     steps = args.steps or pipe.config.default_num_inference_steps
     clips = list(shapes.generate_clips(args.num_clips, seed=EVAL_SEED, split="held_out"))
     references = [clip.attributes.to_dict() for clip in clips]
     base_config = dict(pipe.scheduler.config)
-    modes = decoding_modes(args.thresholds)
 
     caption_all(pipe, clips[: min(2, len(clips))], args.batch_size, 1)  # warm-up
     rows, euler_captions = {}, None
-    for name, decoding in modes.items():
+    for name, (decoding, mode_steps) in accuracy_modes(args, steps).items():
         pipe.scheduler = UniFlowScheduler.from_config(base_config, **decoding)
-        captions, seconds, calls = caption_all(pipe, clips, args.batch_size, steps)
+        captions, seconds, calls = caption_all(pipe, clips, args.batch_size, mode_steps)
         euler_captions = captions if euler_captions is None else euler_captions
         quality = caption_quality(captions, euler_captions, clips, references)
         rows[name] = {
             **decoding,
+            "steps": mode_steps,
             "transformer_calls_per_batch": calls,
             "mean_calls": round(sum(calls) / len(calls), 2),
             "mean_accuracy": quality["mean_accuracy"],
@@ -262,6 +288,8 @@ def accuracy_section(args, pipe) -> dict:
         }
     for row in rows.values():
         row["speedup_vs_euler"] = round(rows["euler"]["seconds"] / row["seconds"], 2)
+        row["fewer_calls_than_euler"] = round(rows["euler"]["mean_calls"] / row["mean_calls"], 2)
+        row["accuracy_points_vs_euler"] = round(100 * (row["mean_accuracy"] - rows["euler"]["mean_accuracy"]), 2)
     pipe.scheduler = UniFlowScheduler.from_config(base_config)
     return {
         "text_tokens": pipe.transformer.config.max_text_length,
@@ -270,6 +298,8 @@ def accuracy_section(args, pipe) -> dict:
         "batch_size": args.batch_size,
         "split": "held_out",
         "steps": steps,
+        "calls": "transformer calls per caption batch (per caption at --batch-size 1); a batch stops once all its "
+        "rows are committed",
         "modes": rows,
     }
 

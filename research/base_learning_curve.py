@@ -51,6 +51,15 @@ DESIGNS = {
     # Still images: the shipped design trained and sampled on each clip's first frame alone (one latent frame, no
     # temporal compression, 16 tokens): tells a spatial limit from a temporal one. Motion is not scored.
     "t4_patch2_still": dict(vae=None, transformer={}, num_frames=1),
+    # Shape laid out in space rather than packed into channels: a VAE with 2x spatial and 2x temporal compression
+    # (8 channels on a 16 x 16 grid, 5 latent frames) and patch 1x4x4, so a token still covers 8 x 8 pixels:
+    # 5 x 4 x 4 = 80 tokens, against the shipped 48.
+    "s2t2_patch4": dict(
+        vae=_vae(
+            dim_mult=[1, 2], temperal_downsample=[True], scale_factor_spatial=2, scale_factor_temporal=2, z_dim=8
+        ),
+        transformer=dict(patch_size=(1, 4, 4), in_channels=8, out_channels=8),
+    ),
 }
 # Frames per sample for designs that do not say.
 DEFAULT_NUM_FRAMES = train_demo.NUM_FRAMES
@@ -180,6 +189,11 @@ def main(argv=None) -> int:
     parser.add_argument("--decoder_steps", type=int, default=600)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--stop_after_vae",
+        action="store_true",
+        help="Train (or load) the design's VAE, report its round trip and stop: the VAE stage as its own run.",
+    )
     parser.add_argument("--transformer", default="{}", help="JSON overrides of the transformer config.")
     parser.add_argument(
         "--train_args",
@@ -208,11 +222,17 @@ def main(argv=None) -> int:
         vae = AutoencoderKLWan.from_pretrained(work_dir / "vae_refined")
     else:
         clips = train_demo.clips_as_dataset(2000, seed=1000)
-        vae = train_demo.train_vae(work_dir, clips, args.vae_steps, 0, config=design["vae"])
+        if (work_dir / "vae").is_dir():  # a run stopped during the decoder refinement resumes there
+            vae = AutoencoderKLWan.from_pretrained(work_dir / "vae")
+        else:
+            vae = train_demo.train_vae(work_dir, clips, args.vae_steps, 0, config=design["vae"])
         vae = train_demo.refine_vae_decoder(work_dir, vae, clips, args.decoder_steps, 0)
     report["timings_s"]["vae"] = round(time.perf_counter() - started, 1)
     report["vae_round_trip"] = train_demo.reconstruction_quality(vae)
     print(f"[curve] VAE round trip {json.dumps(report['vae_round_trip'])}", flush=True)
+    if args.stop_after_vae:
+        (work_dir / "vae_report.json").write_text(json.dumps(report, indent=2))
+        return 0
     transformer = {**train_demo.TRANSFORMER, **design["transformer"], **json.loads(args.transformer)}
     report["transformer"] = transformer
     init = train_demo.build_initial_wan(work_dir, vae, 0, transformer_config=transformer)

@@ -37,14 +37,17 @@ def our_video(pipe, output_type="latent"):
     ).frames
 
 
-def random_lora(transformer, seed: int = 0, scale: float = 0.2, width_factor: int = 1) -> dict:
-    """A diffusers-format LoRA (`transformer.<module>.lora_A/B.weight`) for every attention and FFN linear of Wan."""
+def random_lora(
+    transformer, seed: int = 0, scale: float = 0.2, width_factor: int = 1, rank: int = RANK, modules=WAN_LINEAR
+) -> dict:
+    """A diffusers-format LoRA (`transformer.<module>.lora_A/B.weight`) for every linear `modules` matches (by
+    default every attention and FFN linear of Wan)."""
     generator = torch.Generator().manual_seed(seed)
     state_dict = {}
     for name, module in transformer.named_modules():
-        if WAN_LINEAR.fullmatch(name):
-            down = torch.randn(RANK, module.in_features * width_factor, generator=generator) * scale
-            up = torch.randn(module.out_features * width_factor, RANK, generator=generator) * scale
+        if modules.fullmatch(name):
+            down = torch.randn(rank, module.in_features * width_factor, generator=generator) * scale
+            up = torch.randn(module.out_features * width_factor, rank, generator=generator) * scale
             state_dict[f"transformer.{name}.lora_A.weight"] = down
             state_dict[f"transformer.{name}.lora_B.weight"] = up
     return state_dict
@@ -107,6 +110,51 @@ def test_a_wan_lora_gives_the_video_it_gives_in_wan_pipeline(tmp_path, pipelines
     assert not any("lora" in name for name, _ in unified.transformer.named_modules() if "text_" in name)
     joint = unified.generate_joint(PROMPT, generator=seeded(), **VIDEO)
     assert joint.frames.shape[0] == 1 and len(joint.text) == 1
+
+
+def test_full_weight_diff_keys_load_as_in_wan_pipeline_and_are_warned_about(tmp_path, pipelines, caplog):
+    import logging
+
+    unified, wan = pipelines
+    state_dict = in_format(random_lora(wan.transformer), "lightx2v")
+    weight = wan.transformer.blocks[0].attn1.to_q.weight
+    state_dict["diffusion_model.blocks.0.self_attn.q.diff"] = torch.randn(weight.shape, generator=seeded()) * 0.1
+    state_dict["diffusion_model.blocks.0.norm3.diff"] = torch.zeros(weight.shape[0])  # zeros, as published
+    path = tmp_path / "lightx2v.safetensors"
+    save_file(state_dict, path)
+    wan.load_lora_weights(path)
+    with caplog.at_level(logging.WARNING, logger="univigu_hf"):
+        unified.load_lora_weights(path)
+    torch.testing.assert_close(our_video(unified), wan_video(wan), atol=1e-6, rtol=0)
+    assert f"1 full-weight `.diff` key(s) of '{path}' are not applied" in caplog.text
+    assert "blocks.0.self_attn.q.diff" in caplog.text and "norm3" not in caplog.text
+
+
+TEXT_EXPERTS = re.compile(r"blocks\.\d+\.text_ffn\.net\.(0\.proj|2)|text_proj_out")
+
+
+def test_a_lora_for_the_text_experts_changes_captions_only(pipelines):
+    unified, _ = pipelines
+    video = torch.rand(5, 3, 16, 16)
+
+    def caption_ids():
+        final = {}
+
+        def keep(pipe, step, timestep, tensors):
+            final["text_ids"] = tensors["text_ids"].clone()
+            return tensors
+
+        unified.caption(video, num_inference_steps=2, generator=seeded(), callback_on_step_end=keep)
+        return final["text_ids"]
+
+    before_video, before_ids = our_video(unified), caption_ids()
+    unified.load_lora_weights(
+        random_lora(unified.transformer, scale=2.0, modules=TEXT_EXPERTS), adapter_name="captions"
+    )
+    adapted = {name for name, module in unified.transformer.named_modules() if hasattr(module, "lora_A")}
+    assert adapted and all("text_" in name for name in adapted)
+    assert torch.equal(our_video(unified), before_video)  # text stream off: the video path is Wan's, untouched
+    assert not torch.equal(caption_ids(), before_ids)
 
 
 def test_fuse_unload_weights_disable_and_delete_behave_as_in_wan_pipeline(pipelines):
@@ -410,6 +458,31 @@ def test_hotswap_replaces_an_adapter_in_place_as_a_fresh_load_would(pipelines, e
     fresh = build_tiny_pipelines()[0]
     fresh.load_lora_weights(second, adapter_name="a")
     torch.testing.assert_close(our_video(unified), our_video(fresh), atol=1e-6, rtol=0)
+
+
+def test_hotswap_under_torch_compile_does_not_recompile(pipelines):
+    from torch._dynamo.utils import counters
+
+    unified, wan = pipelines
+    second = random_lora(wan.transformer, seed=1, rank=2 * RANK)  # another rank: padded to the target rank
+    unified.enable_lora_hotswap(target_rank=2 * RANK)
+    unified.load_lora_weights(random_lora(wan.transformer, seed=0), adapter_name="a")
+    torch._dynamo.reset()
+    counters.clear()
+    unified.transformer.compile(backend="eager", fullgraph=True)
+    try:
+        our_video(unified)
+        graphs = counters["stats"]["unique_graphs"]
+        assert graphs >= 1
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            unified.load_lora_weights(second, adapter_name="a", hotswap=True)
+            swapped = our_video(unified)
+        assert counters["stats"]["unique_graphs"] == graphs
+    finally:
+        torch._dynamo.reset()
+    fresh = build_tiny_pipelines()[0]
+    fresh.load_lora_weights(second, adapter_name="a")
+    torch.testing.assert_close(swapped, our_video(fresh), atol=1e-5, rtol=0)
 
 
 def test_hotswap_into_an_adapter_that_is_not_loaded_fails_naming_it(pipelines):

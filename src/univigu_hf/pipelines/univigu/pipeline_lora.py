@@ -10,8 +10,12 @@ import re
 import safetensors
 import safetensors.torch
 from diffusers.loaders import WanLoraLoaderMixin
+from diffusers.utils import logging
 
 from ...utils.loading import unreadable_weights_error
+
+
+logger = logging.get_logger(__name__)
 
 
 PEFT_CONFIG_NAME = "adapter_config.json"
@@ -113,6 +117,16 @@ def _refused_pickle(error: OSError, path) -> OSError | None:
     return None
 
 
+def unapplied_diff_keys(keys) -> list[str]:
+    """The full-weight `.diff` keys of a lightx2v-style file that diffusers' Wan conversion leaves out: all but the
+    norm layers' (zeros in the published files) and the output head's (converted)."""
+    return sorted(
+        key
+        for key in keys
+        if key.endswith(".diff") and "norm" not in key and not key.removeprefix("diffusion_model.").startswith("head.")
+    )
+
+
 def _sample(keys, count: int = 3) -> str:
     return f" Its keys include {keys[:count]}." if keys else ""
 
@@ -140,11 +154,12 @@ class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
             state_dict, metadata = load_peft_adapter(folder, prefix=cls.transformer_name)
             return (state_dict, metadata) if kwargs.get("return_lora_metadata") else state_dict
         local_files = _local_safetensors(pretrained_model_name_or_path_or_dict, kwargs.get("weight_name"))
+        file_keys = []
         for local_file in local_files:
             # diffusers would fall back to looking for a pickled `.bin` and report that missing instead.
             try:
-                with safetensors.safe_open(local_file, framework="pt"):
-                    pass
+                with safetensors.safe_open(local_file, framework="pt") as handle:
+                    file_keys.extend(handle.keys())
             except (OSError, safetensors.SafetensorError) as error:
                 raise unreadable_weights_error(local_file, error) from error
         source = "the LoRA state dict" if isinstance(pretrained_model_name_or_path_or_dict, dict) else None
@@ -152,6 +167,7 @@ class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
             local_files[0] if len(local_files) == 1 else os.fspath(pretrained_model_name_or_path_or_dict)
         )
         keys = list(pretrained_model_name_or_path_or_dict) if source == "the LoRA state dict" else None
+        unapplied = unapplied_diff_keys(keys if keys is not None else file_keys)
         try:
             out = super().lora_state_dict(pretrained_model_name_or_path_or_dict, **kwargs)
         except OSError as error:
@@ -178,6 +194,13 @@ class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
             raise ValueError(
                 f"No key of {source} is a LoRA key of the Wan transformer (`{prefix}...` after diffusers' conversion "
                 f"of the Wan formats).{_sample(list(state_dict))}{hint} Is it a LoRA for another model?"
+            )
+        if unapplied:
+            # diffusers only logs this at info level; the LoRA then acts without part of its weights.
+            logger.warning(
+                f"{len(unapplied)} full-weight `.diff` key(s) of {source} are not applied: diffusers' Wan LoRA "
+                f"conversion has no place for them (WanPipeline leaves them out too), so the LoRA acts without these "
+                f"weight changes.{_sample(unapplied)} To apply one, add it to the weight it names yourself."
             )
         return out
 
