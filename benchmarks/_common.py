@@ -55,16 +55,24 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def interleaved_samples(
-    functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1
+    functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1, clock: str = "wall"
 ) -> dict[str, list[float]]:
     """
-    Wall time of each function, measured side by side: after `warmup` calls of each, the functions run in turn
-    `repeats` times (A, B, C, A, B, C, ...), so a change in machine load affects all of them alike.
+    Time of each function, measured side by side: after `warmup` calls of each, the functions run in turn `repeats`
+    times (A, B, C, A, B, C, ...), so a change in machine load affects all of them alike. `clock="wall"` is wall time;
+    `"cpu"` is the CPU time of this process (all its threads), which other processes on a shared CPU machine disturb
+    far less (it does not count time spent waiting for a GPU: use it on CPU only).
 
     Returns:
         `dict[str, list[float]]`: every sample (seconds per call), by name.
     """
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    timer = CLOCKS[clock]
     for function in functions.values():
         for _ in range(warmup):
             function()
@@ -72,11 +80,25 @@ def interleaved_samples(
     for _ in range(repeats):
         for name, function in functions.items():
             synchronize(device)
-            start = time.perf_counter()
+            start = timer()
             function()
             synchronize(device)
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(timer() - start)
     return samples
+
+
+class CallCounter:
+    """Counts the forward calls of `module` (a forward hook) while in a `with` block."""
+
+    def __init__(self, module):
+        self.module, self.calls = module, 0
+
+    def __enter__(self):
+        self.handle = self.module.register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
 
 
 def compare_seconds(functions: dict[str, Callable], repeats: int, device: str, warmup: int = 1) -> dict[str, float]:

@@ -33,6 +33,7 @@ import torch
 from _common import (
     MID_SIZE,
     MID_SIZE_TEXT_VOCAB,
+    CallCounter,
     QUICK_SIZE,
     QUICK_TEXT_VOCAB,
     build_pipelines,
@@ -66,20 +67,6 @@ def caption_all(pipe, clips, batch_size, steps) -> tuple[list[str], float, list[
             per_batch.append(counter.calls - before)
             captions.extend(output.text)
     return captions, seconds, per_batch
-
-
-class CallCounter:
-    """Counts the forward calls of `module` (a forward hook) while in a `with` block."""
-
-    def __init__(self, module):
-        self.module, self.calls = module, 0
-
-    def __enter__(self):
-        self.handle = self.module.register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
 
 
 def decoding_modes(thresholds) -> dict:

@@ -29,6 +29,7 @@ from _common import (
     PROMPT_LENGTH,
     QUICK_SIZE,
     QUICK_TEXT_VOCAB,
+    CallCounter,
     build_pipelines,
     environment,
     interleaved_samples,
@@ -94,11 +95,14 @@ def step_times(config, vocab, rank, tokens, text_length, repeats, load_repeats, 
         return model(latents, text, timestep, text_time, prompt).video_velocity
 
     models = {"no_lora": base, "lora_unfused": unfused, "lora_fused": fused, "lora_fused_unloaded": fused_unloaded}
+    functions = {name: lambda m=m: step(m) for name, m in models.items()}
     with torch.no_grad():
-        samples = interleaved_samples({name: lambda m=m: step(m) for name, m in models.items()}, repeats, device)
+        samples = interleaved_samples(functions, repeats, device)
+        cpu_samples = interleaved_samples(functions, repeats, device, clock="cpu") if device == "cpu" else None
         outputs = {name: step(m) for name, m in models.items()}
     seconds = {name: statistics.median(values) for name, values in samples.items()}
     fastest = {name: min(values) for name, values in samples.items()}
+    cpu = {name: statistics.median(values) for name, values in (cpu_samples or {}).items()}
     lora_params = sum(value.numel() for value in state_dict.values())
     return {
         "rank": rank,
@@ -119,6 +123,15 @@ def step_times(config, vocab, rank, tokens, text_length, repeats, load_repeats, 
             name.removeprefix("lora_") + "_over_no_lora": round(fastest[name] / fastest["no_lora"], 3)
             for name in ("lora_unfused", "lora_fused", "lora_fused_unloaded")
         },
+        "cpu_time": None
+        if not cpu
+        else {
+            "step_s_median": {name: round(value, 5) for name, value in cpu.items()},
+            **{
+                name.removeprefix("lora_") + "_over_no_lora": round(cpu[name] / cpu["no_lora"], 3)
+                for name in ("lora_unfused", "lora_fused", "lora_fused_unloaded")
+            },
+        },
         "max_abs_diff_fused_vs_unfused": float((outputs["lora_fused"] - outputs["lora_unfused"]).abs().max()),
         "max_abs_diff_fused_unloaded_vs_unfused": float(
             (outputs["lora_fused_unloaded"] - outputs["lora_unfused"]).abs().max()
@@ -128,19 +141,10 @@ def step_times(config, vocab, rank, tokens, text_length, repeats, load_repeats, 
     }
 
 
-class CallCounter:
-    def __init__(self, transformer):
-        self.calls = 0
-        transformer.register_forward_hook(self._count)
-
-    def _count(self, module, args, output):
-        self.calls += 1
-
-
 def few_step(prompts, few_steps, repeats, device) -> dict:
     pipe = UniViGUPipeline.from_pretrained(univigu_hf.DEFAULT_MODEL).to(device)
     pipe.set_progress_bar_config(disable=True)
-    counter = CallCounter(pipe.transformer)
+    counter = CallCounter(pipe.transformer).__enter__()  # counts for the rest of the run
     default = {"num_inference_steps": pipe.config.default_num_inference_steps}
     default["guidance_scale"] = pipe.config.default_guidance_scale
     modes = {"default": default, "few_step": {"num_inference_steps": few_steps, "guidance_scale": 1.0}}
@@ -168,6 +172,11 @@ def few_step(prompts, few_steps, repeats, device) -> dict:
         "quality": "not measured: no step- or CFG-distilled LoRA exists for this model, so the quality of a "
         "distilled model cannot be shown here; only the cost of its settings (steps, guidance 1.0) is.",
     }
+
+
+def goal_ratio(step: dict) -> float:
+    """Fused over no LoRA: on the CPU-time medians when measured (CPU), else the wall-time medians."""
+    return step["cpu_time"]["fused_over_no_lora"] if step["cpu_time"] else step["fused_over_no_lora"]
 
 
 def main() -> None:
@@ -206,9 +215,11 @@ def main() -> None:
         "config": {**config, "text_vocab_size": vocab, "text_dim": "32 (the tiny test prompt encoder)"},
         "mid_size_step": step,
         "goal": f"fused LoRA step <= {GOAL_FUSED_OVER_BASE}x no LoRA",
-        "goal_met": None if args.quick else step["fused_over_no_lora"] <= GOAL_FUSED_OVER_BASE,
-        "timing_note": "medians of interleaved repeats on one thread; on a shared machine (see the load average) "
-        "the min-based ratios are the less noisy estimate of the compute cost",
+        "goal_met": None if args.quick else goal_ratio(step) <= GOAL_FUSED_OVER_BASE,
+        "goal_measured_on": "cpu_time.fused_over_no_lora" if step["cpu_time"] else "fused_over_no_lora",
+        "timing_note": "medians of interleaved repeats on one thread, wall time and (on CPU) the process's CPU time "
+        "in a second pass; other jobs on a shared machine (see the load average) disturb the wall time far more, "
+        "so the goal is judged on the CPU-time ratio",
         "default_model_few_step": few_step(prompts, args.few_steps, args.pipeline_repeats, args.device),
     }
     emit(results, args.output)
