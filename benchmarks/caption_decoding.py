@@ -33,9 +33,9 @@ import torch
 from _common import (
     MID_SIZE,
     MID_SIZE_TEXT_VOCAB,
-    CallCounter,
     QUICK_SIZE,
     QUICK_TEXT_VOCAB,
+    CallCounter,
     build_pipelines,
     caption_quality,
     compare_seconds,
