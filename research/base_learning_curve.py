@@ -132,8 +132,11 @@ class CurveCallback(TrainerCallback):
         seeds: int,
         ema_decay: float,
         num_frames: int = DEFAULT_NUM_FRAMES,
+        save_dir: Path | None = None,
+        max_steps: int | None = None,
     ):
         self.num_frames = num_frames
+        self.save_dir, self.max_steps = save_dir, max_steps
         self.report, self.path, self.eval_every, self.seeds, self.ema_decay = (
             report,
             path,
@@ -165,9 +168,13 @@ class CurveCallback(TrainerCallback):
         entry = {"step": step, "train_minutes": round(self.train_seconds / 60, 2)}
         entry["raw"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds, num_frames=self.num_frames)}
         entry["raw"]["training"] = score(self.pipe, training_prompts(), self.seeds, num_frames=self.num_frames)
+        if self.save_dir is not None and step == self.max_steps:
+            transformer.save_pretrained(self.save_dir / "transformer_raw")  # for probing after the run
         self.ema.copy_to(transformer.parameters())
         entry["ema"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds, num_frames=self.num_frames)}
         entry["ema"]["training"] = score(self.pipe, training_prompts(), self.seeds, num_frames=self.num_frames)
+        if self.save_dir is not None and step == self.max_steps:
+            transformer.save_pretrained(self.save_dir / "transformer_ema")
         entry["eval_seconds"] = round(time.perf_counter() - started, 1)
         self.report["curve"].append(entry)
         self.path.write_text(json.dumps(self.report, indent=2))
@@ -238,7 +245,9 @@ def main(argv=None) -> int:
     init = train_demo.build_initial_wan(work_dir, vae, 0, transformer_config=transformer)
     path = work_dir / "curve.json"
     num_frames = design.get("num_frames", DEFAULT_NUM_FRAMES)
-    callback = CurveCallback(init, report, path, args.eval_every, args.seeds, args.ema_decay, num_frames)
+    callback = CurveCallback(
+        init, report, path, args.eval_every, args.seeds, args.ema_decay, num_frames, work_dir, args.steps
+    )
     argv = train_demo.stage_argv("base.yaml", init, data_dir, work_dir / "base", args.steps, ["--seed", "0"])
     argv += ["--save_strategy", "no", "--learning_rate", str(args.learning_rate)]
     argv += ["--prepared_data_dir", str(work_dir / "prepared")]  # latents of this design's VAE
