@@ -91,7 +91,14 @@ def training_prompts() -> list[str]:
 
 
 @torch.no_grad()
-def score(pipe, prompts: list[str], seeds: int, batch_size: int = 24, num_frames: int = DEFAULT_NUM_FRAMES) -> dict:
+def score(
+    pipe,
+    prompts: list[str],
+    seeds: int,
+    batch_size: int = 24,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    num_inference_steps: int = 20,
+) -> dict:
     requests = [(prompt, seed) for prompt in prompts for seed in range(seeds)]
     readings = []
     for start in range(0, len(requests), batch_size):
@@ -101,7 +108,7 @@ def score(pipe, prompts: list[str], seeds: int, batch_size: int = 24, num_frames
             height=train_demo.SIZE,
             width=train_demo.SIZE,
             num_frames=num_frames,
-            num_inference_steps=20,
+            num_inference_steps=num_inference_steps,
             guidance_scale=3.0,
             generator=[torch.Generator().manual_seed(10_000 + seed) for _, seed in chunk],
         )
