@@ -11,7 +11,6 @@ It patches the pipeline in this process only; the library is unchanged.
 """
 
 import argparse
-import json
 import sys
 import time
 import types
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import caption_quality  # noqa: E402
+from _report import emit  # noqa: E402
 from caption_decoding import EVAL_SEED, CallCounter  # noqa: E402
 
 import univigu_hf  # noqa: E402
@@ -100,10 +100,7 @@ def main() -> int:
         "batch_size": 1,
         "rows": rows,
     }
-    text = json.dumps(report, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    print(text)
+    emit(report, args.output)
     return 0
 
 

@@ -8,7 +8,6 @@ steps, read by the detectors as in `research/base_learning_curve.py`.
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,9 @@ import torch
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from _report import emit  # noqa: E402
 from base_learning_curve import score  # noqa: E402
 
 from univigu_hf import DEFAULT_MODEL, UniFlowScheduler, UniViGUPipeline, shapes  # noqa: E402
@@ -48,10 +49,7 @@ def main() -> int:
         }
         print(shift, steps, rows[f"shift_{shift:g}_steps_{steps}"], flush=True)
     report = {"model": "univigu_hf.DEFAULT_MODEL", "default_shift": base["shift"], "seeds": args.seeds, "rows": rows}
-    text = json.dumps(report, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    print(text)
+    emit(report, args.output)
     return 0
 
 
