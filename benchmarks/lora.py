@@ -71,6 +71,14 @@ def load_seconds(pipe, folder: str, repeats: int) -> float:
     return statistics.median(samples)
 
 
+def over_no_lora(times: dict) -> dict:
+    """`{"unfused_over_no_lora": ..., "fused_over_no_lora": ..., "fused_unloaded_over_no_lora": ...}` of `times`."""
+    return {
+        name.removeprefix("lora_") + "_over_no_lora": round(times[name] / times["no_lora"], 3)
+        for name in ("lora_unfused", "lora_fused", "lora_fused_unloaded")
+    }
+
+
 def step_times(config, vocab, rank, tokens, text_length, repeats, load_repeats, device) -> dict:
     _, pipe = build_pipelines(config, vocab, device, max_text_length=text_length)
     base = copy.deepcopy(pipe.transformer)
@@ -119,18 +127,12 @@ def step_times(config, vocab, rank, tokens, text_length, repeats, load_repeats, 
         "unfused_over_no_lora": round(seconds["lora_unfused"] / seconds["no_lora"], 3),
         "fused_over_no_lora": round(seconds["lora_fused"] / seconds["no_lora"], 3),
         "fused_unloaded_over_no_lora": round(seconds["lora_fused_unloaded"] / seconds["no_lora"], 3),
-        "min_based": {
-            name.removeprefix("lora_") + "_over_no_lora": round(fastest[name] / fastest["no_lora"], 3)
-            for name in ("lora_unfused", "lora_fused", "lora_fused_unloaded")
-        },
+        "min_based": over_no_lora(fastest),
         "cpu_time": None
         if not cpu
         else {
             "step_s_median": {name: round(value, 5) for name, value in cpu.items()},
-            **{
-                name.removeprefix("lora_") + "_over_no_lora": round(cpu[name] / cpu["no_lora"], 3)
-                for name in ("lora_unfused", "lora_fused", "lora_fused_unloaded")
-            },
+            **over_no_lora(cpu),
         },
         "max_abs_diff_fused_vs_unfused": float((outputs["lora_fused"] - outputs["lora_unfused"]).abs().max()),
         "max_abs_diff_fused_unloaded_vs_unfused": float(
@@ -144,7 +146,6 @@ def step_times(config, vocab, rank, tokens, text_length, repeats, load_repeats, 
 def few_step(prompts, few_steps, repeats, device) -> dict:
     pipe = UniViGUPipeline.from_pretrained(univigu_hf.DEFAULT_MODEL).to(device)
     pipe.set_progress_bar_config(disable=True)
-    counter = CallCounter(pipe.transformer).__enter__()  # counts for the rest of the run
     default = {"num_inference_steps": pipe.config.default_num_inference_steps}
     default["guidance_scale"] = pipe.config.default_guidance_scale
     modes = {"default": default, "few_step": {"num_inference_steps": few_steps, "guidance_scale": 1.0}}
@@ -155,9 +156,8 @@ def few_step(prompts, few_steps, repeats, device) -> dict:
     for _ in range(repeats):
         for prompt in prompts:
             for name, kwargs in modes.items():
-                counter.calls = 0
                 start = time.perf_counter()
-                with torch.no_grad():
+                with torch.no_grad(), CallCounter(pipe.transformer) as counter:
                     pipe(prompt=prompt, generator=torch.Generator().manual_seed(0), output_type="np", **kwargs)
                 seconds[name].append(time.perf_counter() - start)
                 calls[name].append(counter.calls)

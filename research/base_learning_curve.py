@@ -140,10 +140,9 @@ class CurveCallback(TrainerCallback):
         ema_decay: float,
         num_frames: int = DEFAULT_NUM_FRAMES,
         save_dir: Path | None = None,
-        max_steps: int | None = None,
     ):
         self.num_frames = num_frames
-        self.save_dir, self.max_steps = save_dir, max_steps
+        self.save_dir = save_dir
         self.report, self.path, self.eval_every, self.seeds, self.ema_decay = (
             report,
             path,
@@ -165,9 +164,9 @@ class CurveCallback(TrainerCallback):
         self.ema.step(model.parameters())
         self.train_seconds += time.perf_counter() - self._last
         if state.global_step % self.eval_every == 0 or state.global_step == state.max_steps:
-            self.evaluate(model, state.global_step)
+            self.evaluate(model, state.global_step, final=state.global_step == state.max_steps)
 
-    def evaluate(self, model, step: int):
+    def evaluate(self, model, step: int, final: bool = False):
         transformer = self.pipe.transformer
         transformer.load_state_dict(model.state_dict())
         transformer.eval()
@@ -175,12 +174,12 @@ class CurveCallback(TrainerCallback):
         entry = {"step": step, "train_minutes": round(self.train_seconds / 60, 2)}
         entry["raw"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds, num_frames=self.num_frames)}
         entry["raw"]["training"] = score(self.pipe, training_prompts(), self.seeds, num_frames=self.num_frames)
-        if self.save_dir is not None and step == self.max_steps:
+        if self.save_dir is not None and final:
             transformer.save_pretrained(self.save_dir / "transformer_raw")  # for probing after the run
         self.ema.copy_to(transformer.parameters())
         entry["ema"] = {"held_out": score(self.pipe, shapes.HELD_OUT_PROMPTS, self.seeds, num_frames=self.num_frames)}
         entry["ema"]["training"] = score(self.pipe, training_prompts(), self.seeds, num_frames=self.num_frames)
-        if self.save_dir is not None and step == self.max_steps:
+        if self.save_dir is not None and final:
             transformer.save_pretrained(self.save_dir / "transformer_ema")
         entry["eval_seconds"] = round(time.perf_counter() - started, 1)
         self.report["curve"].append(entry)
@@ -252,9 +251,7 @@ def main(argv=None) -> int:
     init = train_demo.build_initial_wan(work_dir, vae, 0, transformer_config=transformer)
     path = work_dir / "curve.json"
     num_frames = design.get("num_frames", DEFAULT_NUM_FRAMES)
-    callback = CurveCallback(
-        init, report, path, args.eval_every, args.seeds, args.ema_decay, num_frames, work_dir, args.steps
-    )
+    callback = CurveCallback(init, report, path, args.eval_every, args.seeds, args.ema_decay, num_frames, work_dir)
     argv = train_demo.stage_argv("base.yaml", init, data_dir, work_dir / "base", args.steps, ["--seed", "0"])
     argv += ["--save_strategy", "no", "--learning_rate", str(args.learning_rate)]
     argv += ["--prepared_data_dir", str(work_dir / "prepared")]  # latents of this design's VAE

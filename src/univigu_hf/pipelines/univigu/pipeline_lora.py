@@ -117,7 +117,7 @@ def _refused_pickle(error: OSError, path) -> OSError | None:
     return None
 
 
-def unapplied_diff_keys(keys) -> list[str]:
+def _unapplied_diff_keys(keys) -> list[str]:
     """The full-weight `.diff` keys of a lightx2v-style file that diffusers' Wan conversion leaves out: all but the
     norm layers' (zeros in the published files) and the output head's (converted)."""
     return sorted(
@@ -167,7 +167,7 @@ class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
             local_files[0] if len(local_files) == 1 else os.fspath(pretrained_model_name_or_path_or_dict)
         )
         keys = list(pretrained_model_name_or_path_or_dict) if source == "the LoRA state dict" else None
-        unapplied = unapplied_diff_keys(keys if keys is not None else file_keys)
+        unapplied = _unapplied_diff_keys(keys if keys is not None else file_keys)
         try:
             out = super().lora_state_dict(pretrained_model_name_or_path_or_dict, **kwargs)
         except OSError as error:
